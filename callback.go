@@ -1,0 +1,118 @@
+package eventloop
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// CallSoon queues fn to run on the loop, after the work queued before it:
+// the counterpart of asyncio's call_soon_threadsafe. It is safe from any
+// goroutine, loop work included, and does not allocate in the steady state.
+//
+// fn is a plain callback, not a coroutine: Await on a pending future in it
+// returns ErrDeadlock. A panic in fn goes to the error handler as a
+// *PanicError and the loop goes on. CallSoon returns ErrLoopStopped or
+// ErrLoopClosed once the loop stops or closes, ErrQueueFull when a bounded
+// queue is full. A callback still queued when the loop closes is dropped; one
+// queued before Stop runs.
+func (l *Loop) CallSoon(fn func()) error {
+	if fn == nil {
+		if err := l.check(); err != nil {
+			return err
+		}
+		return errNilFunc
+	}
+	return l.enqueue(item{fn: fn})
+}
+
+// CallLater arranges for fn to run on the loop once d has passed (d <= 0:
+// due at once), and returns a Timer that can stop it. Timers fire in
+// deadline order, ties in the order created; once due, fn joins the queue
+// behind the work already there. A timer that has not fired when the loop
+// has drained after Stop, or when it closes, is dropped.
+//
+// CallLater is safe from any goroutine. It returns the errors of CallSoon;
+// with a bounded queue it is refused while the queue is full, and a timer
+// counts against the capacity only once it is due.
+func (l *Loop) CallLater(d time.Duration, fn func()) (*Timer, error) {
+	if err := l.check(); err != nil {
+		return nil, err
+	}
+	if fn == nil {
+		return nil, errNilFunc
+	}
+	t := &Timer{l: l, fn: fn}
+	t.entry.t = t
+	t.entry.index = -1
+	when := time.Now()
+	if d > 0 {
+		when = when.Add(d)
+	}
+	l.mu.Lock()
+	if s := State(l.state.Load()); s > StateRunning {
+		l.mu.Unlock()
+		if s == StateClosed {
+			return nil, ErrLoopClosed
+		}
+		return nil, ErrLoopStopped
+	}
+	if l.bounded && l.waiting.Load() >= int64(l.opts.capacity) {
+		l.mu.Unlock()
+		return nil, ErrQueueFull
+	}
+	t.entry.when = when
+	l.pushTimerLocked(&t.entry)
+	l.signalLocked()
+	l.mu.Unlock()
+	return t, nil
+}
+
+// The states of a Timer.
+const (
+	timerPending uint32 = iota // in the heap
+	timerDue                   // in the queue
+	timerFired                 // fn has started
+	timerStopped               // Stop kept fn from running
+	timerDropped               // the loop stopped or closed first
+)
+
+// Timer is a callback scheduled by CallLater. It is safe for use by multiple
+// goroutines.
+type Timer struct {
+	l     *Loop
+	fn    func()
+	entry timerEntry    // guarded by l.mu
+	state atomic.Uint32 // timerPending → timerDue → timerFired, or → timerStopped / timerDropped
+}
+
+// Stop keeps the timer's function from running and reports whether this
+// call did so: false if it has started or finished, was stopped already, or
+// was dropped because the loop stopped or closed. It is safe from any
+// goroutine; a nil Timer reports false.
+func (t *Timer) Stop() bool {
+	if t == nil || t.l == nil {
+		return false
+	}
+	if t.state.CompareAndSwap(timerPending, timerStopped) {
+		t.l.mu.Lock()
+		t.l.removeTimerLocked(&t.entry)
+		t.l.mu.Unlock()
+		return true
+	}
+	// Due: it waits in the queue, and the loop skips it.
+	return t.state.CompareAndSwap(timerDue, timerStopped)
+}
+
+// run runs the timer's function on the loop, unless it was stopped.
+func (t *Timer) run(c *coro) bool {
+	if c.l.closing {
+		t.drop()
+		return true
+	}
+	if t.state.CompareAndSwap(timerDue, timerFired) {
+		c.l.callback(t.fn)
+	}
+	return true
+}
+
+func (t *Timer) drop() { t.state.CompareAndSwap(timerDue, timerDropped) }

@@ -1,0 +1,92 @@
+package eventloop
+
+import (
+	"context"
+	"time"
+)
+
+// taskCtx is the context passed to a task's function: the future's core seen
+// as a context.Context, so that a submission allocates no context.
+//
+// It is cancelled by Cancel (cause ErrCancelled), by Close (cause
+// ErrLoopClosed) and when the function returns (cause context.Canceled), and
+// never by a deadline. Its values are those of the context given to Run. A
+// real context is made behind it only when someone needs one: the first call
+// to Done or Value (which is also what context.WithCancel, AfterFunc and
+// Cause call).
+type taskCtx core
+
+// ctxOf returns c's task context.
+func ctxOf(c *core) context.Context { return (*taskCtx)(c) }
+
+// taskKey is the context key under which a taskCtx answers with itself, so
+// that Await can find the task behind a derived context.
+type taskKey struct{}
+
+// taskOf returns the task whose context ctx is or derives from, or nil.
+func taskOf(ctx context.Context) *core {
+	if t, ok := ctx.(*taskCtx); ok {
+		return (*core)(t)
+	}
+	if t, ok := ctx.Value(taskKey{}).(*taskCtx); ok {
+		return (*core)(t)
+	}
+	return nil
+}
+
+func (t *taskCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+func (t *taskCtx) Done() <-chan struct{} { return (*core)(t).innerCtx().Done() }
+
+func (t *taskCtx) Err() error {
+	if t.ctxDone.Load() {
+		return context.Canceled
+	}
+	return nil
+}
+
+func (t *taskCtx) Value(key any) any {
+	if key == (taskKey{}) {
+		return t
+	}
+	return (*core)(t).innerCtx().Value(key)
+}
+
+func (t *taskCtx) String() string { return "eventloop.taskContext" }
+
+// innerCtx returns the real context behind the task's, making it on first
+// use: a child of the values of Run's context, cancelled already if the task
+// was.
+func (c *core) innerCtx() context.Context {
+	var base context.Context = context.Background()
+	if c.loop != nil {
+		base = c.loop.baseContext()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inner == nil {
+		c.inner, c.innerStop = context.WithCancelCause(base)
+		if c.ctxDone.Load() {
+			cause := c.cause
+			if cause == nil {
+				cause = context.Canceled
+			}
+			c.innerStop(cause)
+		}
+	}
+	return c.inner
+}
+
+// cancelCtxLocked cancels the task's context with cause (nil: the function
+// returned). c.mu must be held. Cancelling the real context, if any, calls
+// no user code synchronously: context.AfterFunc runs its functions on
+// goroutines of its own.
+func (c *core) cancelCtxLocked(cause error) {
+	if c.ctxDone.Load() {
+		return
+	}
+	c.ctxDone.Store(true)
+	if c.innerStop != nil {
+		c.innerStop(cause)
+	}
+}

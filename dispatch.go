@@ -1,0 +1,307 @@
+package eventloop
+
+import (
+	"iter"
+	"sync/atomic"
+	"time"
+
+	"github.com/corun-go/eventloop/internal/gid"
+)
+
+// How the loop runs its work.
+//
+// The goroutine that calls Run (or the one Start makes) only switches
+// between coroutines made with iter.Pull; it never runs work itself. One
+// coroutine at a time is the dispatcher: it takes a batch from the queue
+// and runs each piece inline. A task that returns without suspending costs
+// no switch. When a task suspends (Await, Sleep), the coroutine running it
+// yields to whoever switched to it and stays parked holding the task's
+// stack:
+//
+//   - a dispatcher yields to the Run goroutine, which makes another pooled
+//     coroutine the dispatcher;
+//   - a resumed task yields to the dispatcher that resumed it, which goes on
+//     dispatching.
+//
+// Resuming a task is queued work like any other: the dispatcher switches to
+// the task's coroutine (one switch), which runs until the task suspends again
+// (one switch back) or ends, after which the coroutine yields back and joins
+// the pool. So an Await that suspends costs two coroutine switches, the Run
+// goroutine is involved only when a dispatcher's own task suspends, and the
+// chain of coroutines waiting in a switch is never deeper than Run →
+// dispatcher → resumed task. The runtime keeps a goroutine locked to its OS
+// thread on that thread across these switches, which is what makes the
+// thread-affinity guarantee hold.
+
+// coro is a pooled coroutine of a loop.
+type coro struct {
+	l     *Loop
+	g     uintptr                 // gid of the coroutine's goroutine; set when it first runs
+	next  func() (struct{}, bool) // switch to it; whoever calls is its caller until it yields
+	stop  func()                  // ends it while it is parked in the pool
+	yield func(struct{}) bool     // switch back to the caller
+
+	// Owned by loop work:
+	task    *core // the task running on it, nil while dispatching or in a callback
+	resumed bool  // its task has suspended: when it ends, yield back to the resumer
+	clean   bool  // it yielded with no task: put it back in the pool
+	prevS   *coro // links in Loop.suspended
+	nextS   *coro
+
+	gen   atomic.Uint64 // wait generation: odd while armed for one wake-up
+	node  waitNode      // registration on the future it awaits
+	timer timerEntry    // its Sleep deadline
+}
+
+func (l *Loop) newCoro() *coro {
+	c := &coro{l: l}
+	c.node.co = c
+	c.timer.co = c
+	c.timer.index = -1
+	c.next, c.stop = iter.Pull(c.body)
+	return c
+}
+
+// body is the coroutine's function: it dispatches until the loop is over.
+func (c *coro) body(yield func(struct{}) bool) {
+	c.yield = yield
+	c.g = gid.Current()
+	c.l.switched(c)
+	c.l.dispatch(c)
+}
+
+// switched records that c now runs loop work.
+func (l *Loop) switched(c *coro) {
+	l.cur = c
+	l.curG.Store(c.g)
+}
+
+// run is the body of Run and Start on the loop's goroutine.
+func (l *Loop) run(beforeDone func()) {
+	register(l)
+	for {
+		var c *coro
+		if n := len(l.pool); n > 0 {
+			c, l.pool = l.pool[n-1], l.pool[:n-1]
+		} else {
+			c = l.newCoro()
+		}
+		_, ok := c.next()
+		l.cur = nil
+		l.curG.Store(0)
+		if !ok {
+			break // the dispatcher returned: the loop is over
+		}
+		// c's task suspended; make another coroutine the dispatcher.
+	}
+	for _, c := range l.pool {
+		c.stop()
+	}
+	l.pool = nil
+	if l.sleep != nil {
+		l.sleep.Stop()
+	}
+	unregister(l)
+	l.mu.Lock()
+	if l.state.Load() == int32(StateStopping) {
+		l.state.Store(int32(StateStopped))
+	}
+	l.mu.Unlock()
+	if beforeDone != nil {
+		beforeDone()
+	}
+	close(l.done)
+}
+
+// dispatch runs queued work on c until the loop is over.
+func (l *Loop) dispatch(c *coro) {
+	for {
+		if l.pos == len(l.batch) {
+			l.batch, l.pos = l.batch[:0], 0
+			if !l.refill() {
+				return
+			}
+			continue
+		}
+		it := l.batch[l.pos]
+		l.batch[l.pos] = item{}
+		l.pos++
+		if l.bounded && countsAsQueued(it) {
+			l.waiting.Add(-1)
+		}
+		if !l.closing && l.state.Load() == int32(StateClosed) {
+			l.beginClose()
+		}
+		if it.fn != nil {
+			if !l.closing {
+				l.callback(it.fn)
+			}
+			continue
+		}
+		if !it.r.run(c) {
+			return
+		}
+	}
+}
+
+// countsAsQueued reports whether it counts against WithQueueCapacity:
+// everything but the resumption of a suspended task.
+func countsAsQueued(it item) bool {
+	_, resume := it.r.(*coro)
+	return !resume
+}
+
+// refill moves the queue into the batch, first moving due timers into the
+// queue. With nothing to do it waits for work or the next deadline; it
+// returns false once the loop is over: stopping or closed with no work left
+// and no task suspended.
+func (l *Loop) refill() bool {
+	l.mu.Lock()
+	for {
+		if len(l.heap) > 0 {
+			l.fireDueLocked(time.Now())
+		}
+		if len(l.queue) > 0 {
+			l.batch, l.queue = l.queue, l.batch
+			l.mu.Unlock()
+			return true
+		}
+		s := State(l.state.Load())
+		if s == StateClosed && !l.closing {
+			l.mu.Unlock()
+			l.beginClose()
+			l.mu.Lock()
+			continue
+		}
+		if (s == StateStopping || s == StateClosed) && l.suspended.empty() {
+			l.dropTimersLocked()
+			l.mu.Unlock()
+			return false
+		}
+		l.idle = true
+		var timerC <-chan time.Time
+		if len(l.heap) > 0 {
+			d := time.Until(l.heap[0].when)
+			if l.sleep == nil {
+				l.sleep = time.NewTimer(d)
+			} else {
+				l.sleep.Reset(d)
+			}
+			timerC = l.sleep.C
+		}
+		l.mu.Unlock()
+		select {
+		case <-l.wake:
+		case <-timerC:
+		}
+		if timerC != nil {
+			l.sleep.Stop()
+		}
+		l.mu.Lock()
+		l.idle = false
+	}
+}
+
+// beginClose is the loop's part of Close: it cancels every suspended task
+// (which wakes it), and drops the timers. From now on dispatch fails
+// queued tasks, drops callbacks and runs only resumptions, until no task is
+// left.
+func (l *Loop) beginClose() {
+	l.closing = true
+	for c := l.suspended.head; c != nil; c = c.nextS {
+		c.task.cancel(ErrLoopClosed, false)
+	}
+	l.mu.Lock()
+	l.dropTimersLocked()
+	l.mu.Unlock()
+}
+
+// callback runs a plain callback, sending a panic to the error handler.
+func (l *Loop) callback(fn func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			report(l.opts.errorHandler, newPanicError(v))
+		}
+	}()
+	fn()
+}
+
+// run resumes x's suspended task; it is called on the dispatcher d.
+func (x *coro) run(d *coro) bool {
+	l := d.l
+	l.running.Store(x.task)
+	x.next() // x runs until its task suspends again or ends
+	l.switched(d)
+	if x.clean {
+		x.clean = false
+		l.pool = append(l.pool, x)
+	}
+	return true
+}
+
+// drop is never needed: a resumption always runs, also while closing.
+func (x *coro) drop() {}
+
+// run runs the task inline on the dispatcher c.
+func (f *Future[T]) run(c *coro) bool {
+	if !f.start() {
+		return true // ended before it started (Cancel); nothing to do
+	}
+	l := c.l
+	l.running.Store(&f.core)
+	if l.closing || l.state.Load() == int32(StateClosed) {
+		l.running.Store(nil)
+		f.mu.Lock()
+		f.endLocked(ErrLoopClosed)
+		return true
+	}
+	c.task = &f.core
+	v, err := f.call(ctxOf(&f.core))
+	c.task = nil
+	l.running.Store(nil)
+	f.complete(v, err)
+	if c.resumed {
+		// c was resumed by a dispatcher, which is waiting for c to
+		// yield; c's dispatch loop resumes when the pool hands it out.
+		c.resumed = false
+		c.clean = true
+		if !c.yield(struct{}{}) {
+			return false
+		}
+		l.switched(c)
+	}
+	return true
+}
+
+// drop fails a task the loop will never start.
+func (f *Future[T]) drop() { f.endUnstarted(ErrLoopClosed, false) }
+
+// coroList is an intrusive list of coroutines, owned by loop work.
+type coroList struct {
+	head *coro
+	n    int
+}
+
+func (s *coroList) empty() bool { return s.n == 0 }
+
+func (s *coroList) add(c *coro) {
+	c.prevS, c.nextS = nil, s.head
+	if s.head != nil {
+		s.head.prevS = c
+	}
+	s.head = c
+	s.n++
+}
+
+func (s *coroList) remove(c *coro) {
+	if c.prevS != nil {
+		c.prevS.nextS = c.nextS
+	} else {
+		s.head = c.nextS
+	}
+	if c.nextS != nil {
+		c.nextS.prevS = c.prevS
+	}
+	c.prevS, c.nextS = nil, nil
+	s.n--
+}

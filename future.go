@@ -1,0 +1,381 @@
+package eventloop
+
+import (
+	"context"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Future is the eventual outcome of a function run by Submit or Go.
+//
+// A Future ends exactly once, with one outcome: a value; the error the
+// function returned; a *PanicError (the function panicked); ErrCancelled; or
+// ErrLoopClosed. Every method is safe for use by multiple goroutines. The
+// zero Future is not usable: futures are made by Submit and Go, and the
+// methods of one that was not report ErrInvalidArgument.
+//
+// The return of the function happens before Result, Exception, Wait and
+// Await return its outcome, and before done callbacks run.
+type Future[T any] struct {
+	core
+	val T                                // written once before state becomes stDone; read only after
+	fn  func(context.Context) (T, error) // immutable; nil only in a zero Future or a Go(nil) future
+}
+
+// The states of a future. stPending → stRunning is a CAS by whoever starts
+// the function (the loop, Go's goroutine) or claims it to end it unrun
+// (Cancel, Close); every other change happens with core.mu held.
+const (
+	stPending    uint32 = iota // accepted, not started
+	stRunning                  // started (running or suspended), or claimed to be ended unrun
+	stCancelling               // started, then cancelled; ends with cause when fn returns
+	stDone                     // ended; the outcome is set
+)
+
+// core is the part of a future that does not depend on its type.
+type core struct {
+	state atomic.Uint32 // see the st… constants
+	loop  *Loop         // the loop that runs the task; nil for Go futures; immutable
+
+	mu         sync.Mutex // guards the fields below; may be held while taking Loop.mu, never the reverse
+	err        error      // the outcome's error; written once before state becomes stDone; read only after
+	cause      error      // why a started task was cancelled: ErrCancelled or ErrLoopClosed
+	cancelled  bool       // a Cancel succeeded
+	waiters    waitList   // goroutines and coroutines waiting for the end
+	callbacks  []func()   // done callbacks not yet run
+	inCallback bool       // callbacks are being run by the goroutine that ended the future
+	done       chan struct{}
+	inner      context.Context         // made on demand; see taskCtx
+	innerStop  context.CancelCauseFunc // cancels inner
+	ctxDone    atomic.Bool             // the task's context is cancelled; set with mu held
+
+	co atomic.Pointer[coro] // the coroutine the task is suspended in, while it is
+}
+
+// isDone reports whether the future has ended. The outcome may be read once
+// it returns true.
+func (c *core) isDone() bool { return c.state.Load() == stDone }
+
+// start moves a pending task to running; false if it was claimed (cancelled
+// or failed) before it could start.
+func (c *core) start() bool { return c.state.CompareAndSwap(stPending, stRunning) }
+
+// endUnstarted ends a task that never started with err; false if it had
+// started (or ended) already. byCancel records that a Cancel ended it.
+func (c *core) endUnstarted(err error, byCancel bool) bool {
+	c.mu.Lock()
+	if !c.state.CompareAndSwap(stPending, stRunning) {
+		c.mu.Unlock()
+		return false
+	}
+	c.cancelled = byCancel
+	c.endLocked(err)
+	return true
+}
+
+// cancel asks the task to end with cause: at once if it has not started,
+// else by cancelling its context and waking the coroutine it is suspended
+// in. It reports whether the future is, or will be, cancelled by a Cancel.
+func (c *core) cancel(cause error, byCancel bool) bool {
+	c.mu.Lock()
+	switch c.state.Load() {
+	case stPending:
+		if c.state.CompareAndSwap(stPending, stRunning) {
+			c.cancelled = byCancel
+			c.endLocked(cause)
+			return byCancel
+		}
+		// The loop started it between the Load and the CAS.
+		c.mu.Unlock()
+		return c.cancel(cause, byCancel)
+	case stRunning:
+		c.state.Store(stCancelling)
+		c.cause = cause
+		c.cancelled = byCancel
+		c.cancelCtxLocked(cause)
+		if co := c.co.Load(); co != nil {
+			co.wakeArmed()
+		}
+		c.mu.Unlock()
+		return byCancel
+	default: // stCancelling, stDone
+		r := c.cancelled
+		c.mu.Unlock()
+		return r
+	}
+}
+
+// endLocked sets the outcome's error, marks the future done, closes its done
+// channel and wakes its waiters, then unlocks c.mu and runs the done
+// callbacks on the calling goroutine. The caller holds c.mu and has written
+// the value, if any.
+func (c *core) endLocked(err error) {
+	c.err = err
+	c.state.Store(stDone)
+	if !c.ctxDone.Load() {
+		c.cancelCtxLocked(nil) // release what was derived from the task's context
+	}
+	if c.done != nil {
+		close(c.done)
+	}
+	c.waiters.wakeAll()
+	run := len(c.callbacks) > 0
+	c.inCallback = run
+	c.mu.Unlock()
+	if run {
+		c.runCallbacks()
+	}
+}
+
+// runCallbacks runs the done callbacks in the order added, including those
+// added while it runs, then lets later ones run at once in AddDoneCallback.
+func (c *core) runCallbacks() {
+	for {
+		c.mu.Lock()
+		cbs := c.callbacks
+		c.callbacks = nil
+		if len(cbs) == 0 {
+			c.inCallback = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		for _, cb := range cbs {
+			c.callSafely(cb)
+		}
+	}
+}
+
+// callSafely runs a done callback, sending a panic to the error handler.
+func (c *core) callSafely(cb func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			report(c.errorHandler(), newPanicError(v))
+		}
+	}()
+	cb()
+}
+
+func (c *core) errorHandler() func(error) {
+	if c.loop != nil {
+		return c.loop.opts.errorHandler
+	}
+	return logError
+}
+
+func newPanicError(v any) *PanicError {
+	return &PanicError{Value: v, Stack: debug.Stack()}
+}
+
+// closedChan is the Done channel of futures that ended before anyone asked.
+var closedChan = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
+
+// wait blocks the calling goroutine until the future ends, the timeout
+// passes (timeout > 0) or ctx ends (ctx != nil). It returns nil once the
+// future has ended, ErrTimeout or ctx.Err() otherwise, and ErrDeadlock at
+// once when the caller is the loop that must end the future.
+func (c *core) wait(timeout time.Duration, ctx context.Context) error {
+	if ctx == nil && timeout <= 0 {
+		return ErrTimeout
+	}
+	if c.loop != nil && c.loop.InLoop() {
+		return ErrDeadlock
+	}
+	var ctxDone <-chan struct{}
+	if ctx != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ctxDone = ctx.Done()
+	}
+	w := getWaiter()
+	defer putWaiter(w)
+	c.mu.Lock()
+	if c.isDone() {
+		c.mu.Unlock()
+		return nil
+	}
+	c.waiters.push(&w.node)
+	c.mu.Unlock()
+
+	var timerC <-chan time.Time
+	if ctx == nil {
+		timerC = w.startTimer(timeout)
+	}
+	woken := false
+	select {
+	case <-w.node.ch:
+		woken = true
+	case <-timerC:
+	case <-ctxDone:
+	}
+	if timerC != nil {
+		w.timer.Stop()
+	}
+	if !woken {
+		c.mu.Lock()
+		removed := c.waiters.remove(&w.node)
+		c.mu.Unlock()
+		if !removed {
+			<-w.node.ch // woken under c.mu before we took it: the token is there
+		}
+	}
+	if c.isDone() {
+		return nil
+	}
+	if ctx != nil {
+		return ctx.Err()
+	}
+	return ErrTimeout
+}
+
+// Result returns the outcome: the value and the error. If the future is
+// pending it waits up to timeout (timeout <= 0 does not wait) and returns
+// ErrTimeout if it is still pending then. A timeout never cancels the task;
+// the future stays usable.
+//
+// Called by loop work on a pending future of the same loop, Result returns
+// ErrDeadlock at once instead of blocking (only the loop could end it):
+// coroutines use Await. On a future of another loop it blocks the calling
+// loop while it waits. Result on an ended future does not allocate, and a
+// pending one does not allocate in the steady state.
+func (f *Future[T]) Result(timeout time.Duration) (T, error) {
+	if f == nil || f.fn == nil && !f.isDone() {
+		var zero T
+		return zero, errNilFuture
+	}
+	if f.isDone() {
+		return f.val, f.err
+	}
+	if err := f.wait(timeout, nil); err != nil {
+		var zero T
+		return zero, err
+	}
+	return f.val, f.err
+}
+
+// Exception waits like Result and returns the outcome's error: nil if the
+// function succeeded, ErrTimeout if the future is still pending after the
+// timeout, ErrDeadlock as for Result.
+func (f *Future[T]) Exception(timeout time.Duration) error {
+	_, err := f.Result(timeout)
+	return err
+}
+
+// Wait waits until the future ends or ctx ends and returns the outcome, or
+// ctx.Err() if ctx ended first (the task goes on). If both have happened
+// the outcome wins. ErrDeadlock as for Result.
+func (f *Future[T]) Wait(ctx context.Context) (T, error) {
+	var zero T
+	if f == nil || f.fn == nil && !f.isDone() {
+		return zero, errNilFuture
+	}
+	if ctx == nil {
+		return zero, errNilContext
+	}
+	if f.isDone() {
+		return f.val, f.err
+	}
+	if err := f.wait(0, ctx); err != nil {
+		return zero, err
+	}
+	return f.val, f.err
+}
+
+// Done returns a channel that is closed when the future ends: the same
+// channel on every call. It is made on the first call, so futures nobody
+// selects on do not pay for one.
+func (f *Future[T]) Done() <-chan struct{} {
+	if f == nil || f.fn == nil && !f.isDone() {
+		return closedChan // a zero future has nothing to wait for
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done == nil {
+		if f.isDone() {
+			f.done = closedChan
+		} else {
+			f.done = make(chan struct{})
+		}
+	}
+	return f.done
+}
+
+// AddDoneCallback arranges for fn to be called with the future once it has
+// ended, after its outcome is visible.
+//
+// On a future that has ended, fn runs at once on the calling goroutine,
+// before AddDoneCallback returns. Otherwise fn runs on the goroutine that
+// ends the future: the loop's for a task that ran (a plain callback there,
+// not a coroutine: Await returns ErrDeadlock in it), the caller of Cancel or
+// Close for a task they ended before it started, fn's goroutine for Go.
+// Callbacks run once each, in the order added; one added while the
+// callbacks of an ended future are still being run is queued behind them
+// rather than run at once. A callback that panics is reported to the loop's
+// error handler as a *PanicError (slog for Go futures) and the rest still
+// run. A nil fn is ignored.
+func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) {
+	if f == nil || fn == nil || f.fn == nil && !f.isDone() {
+		return
+	}
+	f.mu.Lock()
+	if !f.isDone() || f.inCallback {
+		f.callbacks = append(f.callbacks, func() { fn(f) })
+		f.mu.Unlock()
+		return
+	}
+	f.mu.Unlock()
+	f.callSafely(func() { fn(f) })
+}
+
+// Cancel cancels the task and reports whether the future is cancelled.
+//
+// A task that has not started never runs: its future ends with ErrCancelled
+// now (done callbacks run on the calling goroutine). A task that has started
+// has its context cancelled, with context.Cause ErrCancelled; an Await or
+// Sleep it is suspended in returns at once; and the future ends with
+// ErrCancelled when the function returns, whatever it returned: Done is
+// never closed while it still runs. Cancel returns true again for a future
+// already cancelled, and false for one that ended otherwise (or is being
+// closed with ErrLoopClosed). For Go futures the same rules hold.
+func (f *Future[T]) Cancel() bool {
+	if f == nil || f.fn == nil && !f.isDone() {
+		return false
+	}
+	return f.cancel(ErrCancelled, true)
+}
+
+// Cancelled reports whether a Cancel succeeded. It may report true before
+// the future has ended, while the cancelled function is returning.
+func (f *Future[T]) Cancelled() bool {
+	if f == nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cancelled
+}
+
+// complete ends a started future with what fn returned, or with the cause
+// if it was cancelled meanwhile. It runs the done callbacks.
+func (f *Future[T]) complete(v T, err error) {
+	f.mu.Lock()
+	if f.state.Load() == stCancelling {
+		err = f.cause
+	} else {
+		f.val = v
+	}
+	f.endLocked(err)
+}
+
+// call runs fn, turning a panic into a *PanicError.
+func (f *Future[T]) call(ctx context.Context) (v T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = newPanicError(r)
+		}
+	}()
+	return f.fn(ctx)
+}

@@ -1,0 +1,421 @@
+package eventloop
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/corun-go/eventloop/internal/gid"
+)
+
+// Loop runs work one piece at a time on one goroutine: tasks from Submit,
+// callbacks from CallSoon and CallLater, and coroutines resumed after Await
+// or Sleep. State that only loop work touches needs no locks.
+//
+// Loop is safe for use by multiple goroutines. The zero Loop is not usable;
+// call New. Its methods on a nil or zero Loop return an error wrapping
+// ErrInvalidArgument (or, where they return no error, do nothing).
+//
+// Every task runs as a coroutine: it may suspend in Await or Sleep and the
+// loop runs other work meanwhile, on the same goroutine and OS thread. A task
+// that never suspends costs no coroutine switch: coroutines are pooled and
+// the loop dispatches from inside one, so a switch happens only when work
+// suspends or resumes.
+type Loop struct {
+	opts    options
+	bounded bool // opts.capacity > 0; immutable
+
+	state atomic.Int32    // a State; written with mu held, read anywhere
+	mu    sync.Mutex      // guards the fields below up to the blank line
+	queue []item          // accepted work not yet taken by the loop
+	heap  timerHeap       // CallLater timers and sleeping coroutines
+	seq   uint64          // creation order of timers, to break deadline ties
+	idle  bool            // the loop is waiting on wake; a producer must signal
+	ran   bool            // Run or Start has begun (a loop runs once)
+	base  context.Context // values for task contexts: Run's ctx without its cancellation
+
+	wake    chan struct{} // buffered(1); a token means "look at the queue again"
+	done    chan struct{} // closed once the loop has exited and all its work has ended
+	waiting atomic.Int64  // queued and not started, counted only when bounded
+
+	curG    atomic.Uintptr       // the goroutine running loop work now, 0 when none
+	running atomic.Pointer[core] // the task running now, for Close to cancel
+
+	// Owned by loop work (one goroutine at a time, handed over by coroutine
+	// switches):
+	cur       *coro       // the coroutine running loop work now
+	batch     []item      // the work being run, swapped with queue
+	pos       int         // next index in batch
+	pool      []*coro     // coroutines free to dispatch
+	suspended coroList    // coroutines whose task is suspended
+	closing   bool        // Close was seen: started work is cancelled, the rest is failed
+	sleep     *time.Timer // wakes the idle loop at the next timer's deadline
+}
+
+// item is one piece of queued work: a plain callback (fn) or anything else
+// the loop runs (r): a task, a due timer, a coroutine to resume.
+type item struct {
+	fn func()
+	r  runnable
+}
+
+// runnable is queued work other than a plain callback.
+type runnable interface {
+	// run runs the work on coroutine c, the loop's dispatcher. It returns
+	// false if c was stopped while it waited in the pool: the loop is over.
+	run(c *coro) bool
+	// drop ends work that the loop will never run because it closed.
+	drop()
+}
+
+// New returns a loop in StateNew. Work submitted before it runs is queued and
+// runs, in order, once Run or Start is called.
+func New(opts ...Option) *Loop {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if opt != nil {
+			opt.apply(&o)
+		}
+	}
+	return &Loop{
+		opts:    o,
+		bounded: o.capacity > 0,
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+}
+
+// check returns the error for a nil or zero loop.
+func (l *Loop) check() error {
+	if l == nil {
+		return errNilLoop
+	}
+	if l.done == nil {
+		return errZeroLoop
+	}
+	return nil
+}
+
+// Run runs the loop on the calling goroutine until it has stopped or closed
+// and all its work has ended. If the calling goroutine is locked to its OS
+// thread (runtime.LockOSThread), every piece of loop work runs on that
+// thread.
+//
+// Run returns nil after Stop (or Shutdown) once accepted work has finished,
+// ErrLoopClosed after Close, and ctx.Err() when ctx ended: that closes the
+// loop as Close does. On a loop that is running it returns ErrLoopRunning;
+// on a stopped or closed one ErrLoopStopped or ErrLoopClosed: a loop runs
+// once. A loop stopped before it ever ran still runs the work it accepted.
+//
+// The values of ctx are visible through the context of every task.
+func (l *Loop) Run(ctx context.Context) error {
+	if err := l.check(); err != nil {
+		return err
+	}
+	if ctx == nil {
+		return errNilContext
+	}
+	if err := l.begin(ctx); err != nil {
+		return err
+	}
+	byCtx := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(byCtx)
+		l.closeAsync()
+	})
+	closedByCtx := false
+	l.run(func() {
+		if !stop() {
+			<-byCtx // it is one of the loop's goroutines: let it finish first
+			closedByCtx = true
+		}
+	})
+	if closedByCtx {
+		return ctx.Err()
+	}
+	if l.State() == StateClosed {
+		return ErrLoopClosed
+	}
+	return nil
+}
+
+// Start runs the loop on a new goroutine, as Run(context.Background()) would,
+// and returns once it is running. It returns the errors of Run for a loop
+// that cannot run.
+func (l *Loop) Start() error {
+	if err := l.check(); err != nil {
+		return err
+	}
+	if err := l.begin(context.Background()); err != nil {
+		return err
+	}
+	go l.run(nil)
+	return nil
+}
+
+// begin moves the loop to running, once.
+func (l *Loop) begin(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch State(l.state.Load()) {
+	case StateClosed:
+		return ErrLoopClosed
+	case StateStopped:
+		return ErrLoopStopped
+	}
+	if l.ran {
+		return ErrLoopRunning
+	}
+	l.ran = true
+	l.base = context.WithoutCancel(ctx)
+	if l.state.Load() == int32(StateNew) {
+		l.state.Store(int32(StateRunning))
+	}
+	return nil
+}
+
+// baseContext returns the parent of task contexts.
+func (l *Loop) baseContext() context.Context {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.base == nil {
+		return context.Background()
+	}
+	return l.base
+}
+
+// Stop stops the loop gracefully: new work is rejected with ErrLoopStopped,
+// accepted work still finishes (queued tasks and callbacks, and coroutines
+// suspended in Await or Sleep: one in Sleep(ctx, time.Hour) keeps the loop
+// stopping for an hour), then Run returns nil. CallLater timers that have not
+// fired when the queue drains are dropped. Stop waits for nothing; use Done
+// or Shutdown to wait. It is idempotent and safe from any goroutine,
+// including loop work.
+func (l *Loop) Stop() {
+	if l.check() != nil {
+		return
+	}
+	l.mu.Lock()
+	if s := State(l.state.Load()); s == StateNew || s == StateRunning {
+		l.state.Store(int32(StateStopping))
+	}
+	l.signalLocked()
+	l.mu.Unlock()
+}
+
+// Close closes the loop at once: new work is rejected with ErrLoopClosed,
+// every task that has not started ends with ErrLoopClosed without running,
+// queued callbacks and pending timers are dropped, and every started task
+// has its context cancelled (cause ErrLoopClosed) and its future ends with
+// ErrLoopClosed once its function has returned. Close waits for that and
+// returns once Done is closed; a coroutine that ignores its context keeps it
+// waiting. A loop that never ran closes the same way, its queued futures
+// ending on the calling goroutine.
+//
+// Close is idempotent and safe from any goroutine. Called from loop work it
+// starts the transition and returns without waiting. It returns nil, or an
+// ErrInvalidArgument error for a nil or zero Loop.
+func (l *Loop) Close() error {
+	if err := l.check(); err != nil {
+		return err
+	}
+	l.closeAsync()
+	if l.InLoop() {
+		return nil
+	}
+	<-l.done
+	return nil
+}
+
+// closeAsync moves the loop to closed and starts tearing it down.
+func (l *Loop) closeAsync() {
+	l.mu.Lock()
+	prev := State(l.state.Load())
+	if prev == StateClosed {
+		l.mu.Unlock()
+		return
+	}
+	l.state.Store(int32(StateClosed))
+	ran := l.ran
+	l.signalLocked()
+	var queue []item
+	if !ran {
+		// No loop goroutine will ever see this work: end it here.
+		queue, l.queue = l.queue, nil
+		l.dropTimersLocked()
+	}
+	l.mu.Unlock()
+
+	// The loop stores running before it reads the state, and we stored the
+	// state before reading running: either it sees closed and does not start
+	// the task, or we see the task and cancel it.
+	if t := l.running.Load(); t != nil {
+		t.cancel(ErrLoopClosed, false)
+	}
+	if !ran {
+		for _, it := range queue {
+			if it.r != nil {
+				it.r.drop()
+			}
+		}
+		close(l.done)
+	}
+}
+
+// Shutdown stops the loop as Stop does and waits until it has drained or
+// ctx ends, then closes it. It returns nil if the loop drained, ctx.Err() if
+// ctx ended first (the loop is then closed, as by Close, before Shutdown
+// returns). Called from loop work it returns ErrDeadlock: the loop cannot
+// drain while it waits. A loop that never ran is closed at once.
+func (l *Loop) Shutdown(ctx context.Context) error {
+	if err := l.check(); err != nil {
+		return err
+	}
+	if ctx == nil {
+		return errNilContext
+	}
+	if l.InLoop() {
+		return ErrDeadlock
+	}
+	l.Stop()
+	l.mu.Lock()
+	ran := l.ran
+	l.mu.Unlock()
+	if !ran {
+		return l.Close()
+	}
+	select {
+	case <-l.done:
+		return l.Close()
+	case <-ctx.Done():
+		l.Close()
+		return ctx.Err()
+	}
+}
+
+// Done returns a channel that is closed once the loop has exited and all
+// its work has ended: the same channel on every call. After it is closed no
+// goroutine of the loop remains. For a nil or zero Loop it returns a closed
+// channel.
+func (l *Loop) Done() <-chan struct{} {
+	if l.check() != nil {
+		return closedChan
+	}
+	return l.done
+}
+
+// State returns the loop's current state. A nil or zero Loop reports
+// StateClosed: it accepts nothing.
+func (l *Loop) State() State {
+	if l.check() != nil {
+		return StateClosed
+	}
+	return State(l.state.Load())
+}
+
+// InLoop reports whether the caller is loop work of l: the goroutine running
+// the loop's work, which for a task is its coroutine. It is false on the
+// goroutine that called Run, which only switches between coroutines.
+func (l *Loop) InLoop() bool {
+	if l == nil {
+		return false
+	}
+	g := l.curG.Load()
+	return g != 0 && g == gid.Current()
+}
+
+// enqueue accepts work from any goroutine, or rejects it: the state check and
+// the append happen under one lock, so work is either accepted (and will be
+// run or failed) or rejected, also when racing Stop or Close.
+func (l *Loop) enqueue(it item) error {
+	if err := l.check(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	if s := State(l.state.Load()); s > StateRunning {
+		l.mu.Unlock()
+		if s == StateClosed {
+			return ErrLoopClosed
+		}
+		return ErrLoopStopped
+	}
+	if l.bounded {
+		if l.waiting.Load() >= int64(l.opts.capacity) {
+			l.mu.Unlock()
+			return ErrQueueFull
+		}
+		l.waiting.Add(1)
+	}
+	l.queue = append(l.queue, it)
+	l.signalLocked()
+	l.mu.Unlock()
+	return nil
+}
+
+// post queues a resumption of accepted work. It is never refused: the loop
+// does not exit while a coroutine is suspended.
+func (l *Loop) post(it item) {
+	l.mu.Lock()
+	l.queue = append(l.queue, it)
+	l.signalLocked()
+	l.mu.Unlock()
+}
+
+// signalLocked wakes the loop if it is waiting. l.mu must be held.
+func (l *Loop) signalLocked() {
+	if l.idle {
+		l.idle = false
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// registry lists the loops that are running, so that Await and Sleep can
+// tell which loop, if any, they are called on when their arguments do not
+// say. It changes only when a loop starts or exits.
+var registry struct {
+	mu    sync.Mutex
+	loops atomic.Pointer[[]*Loop]
+}
+
+func register(l *Loop) {
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	var next []*Loop
+	if p := registry.loops.Load(); p != nil {
+		next = append(next, *p...)
+	}
+	next = append(next, l)
+	registry.loops.Store(&next)
+}
+
+func unregister(l *Loop) {
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	var next []*Loop
+	for _, x := range *registry.loops.Load() {
+		if x != l {
+			next = append(next, x)
+		}
+	}
+	registry.loops.Store(&next)
+}
+
+// currentLoop returns the loop whose work is running on the calling
+// goroutine, or nil.
+func currentLoop() *Loop {
+	p := registry.loops.Load()
+	if p == nil {
+		return nil
+	}
+	g := gid.Current()
+	for _, l := range *p {
+		if l.curG.Load() == g {
+			return l
+		}
+	}
+	return nil
+}
