@@ -252,7 +252,11 @@ func (f *Future[T]) run(c *coro) bool {
 	if l.closing || l.state.Load() == int32(StateClosed) {
 		l.running.Store(nil)
 		f.mu.Lock()
-		f.endLocked(ErrLoopClosed)
+		err := ErrLoopClosed
+		if f.state.Load() == stCancelling {
+			err = f.cause // a Cancel got there first
+		}
+		f.endLocked(err)
 		return true
 	}
 	c.task = &f.core

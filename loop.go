@@ -264,10 +264,14 @@ func (l *Loop) closeAsync() {
 }
 
 // Shutdown stops the loop as Stop does and waits until it has drained or
-// ctx ends, then closes it. It returns nil if the loop drained, ctx.Err() if
-// ctx ended first (the loop is then closed, as by Close, before Shutdown
-// returns). Called from loop work it returns ErrDeadlock: the loop cannot
-// drain while it waits. A loop that never ran is closed at once.
+// ctx ends. If the loop drains in time, Shutdown returns nil and leaves it
+// in StateStopped, as Stop would (submissions then get ErrLoopStopped). If
+// ctx ends first, Shutdown closes the loop as Close does, waits for that,
+// and returns ctx.Err(). The contract's summary ("Stop, wait, then Close")
+// and its lifecycle table differ on the first case; this follows the table,
+// which keeps Closed for work that was cut short. Called from loop work
+// Shutdown returns ErrDeadlock: the loop cannot drain while it waits. A loop
+// that never ran has nothing to drain it and is closed at once.
 func (l *Loop) Shutdown(ctx context.Context) error {
 	if err := l.check(); err != nil {
 		return err
@@ -287,7 +291,7 @@ func (l *Loop) Shutdown(ctx context.Context) error {
 	}
 	select {
 	case <-l.done:
-		return l.Close()
+		return nil
 	case <-ctx.Done():
 		l.Close()
 		return ctx.Err()

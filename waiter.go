@@ -71,16 +71,40 @@ func (l *waitList) wakeAll() {
 // their timers are pooled: a pending Result(timeout) allocates nothing in
 // the steady state.
 type waiter struct {
-	node  waitNode
-	timer *time.Timer // made on first use, stopped when idle
+	node   waitNode
+	timer  *time.Timer // made on first use, stopped when idle
+	pooled bool        // made outside any synctest bubble: may go back to the pool
 }
 
-var waiterPool = sync.Pool{New: func() any {
-	return &waiter{node: waitNode{ch: make(chan struct{}, 1)}}
-}}
+var waiterPool sync.Pool
 
-func getWaiter() *waiter  { return waiterPool.Get().(*waiter) }
-func putWaiter(w *waiter) { waiterPool.Put(w) }
+// getWaiter returns a waiter for the calling goroutine. In a testing/synctest
+// bubble it makes a new one and never pools it: a channel or timer made in a
+// bubble is fatal to use outside it, and one made outside would not let the
+// bubble's clock advance.
+func getWaiter() *waiter {
+	if inBubble() {
+		return &waiter{node: waitNode{ch: make(chan struct{}, 1)}}
+	}
+	if w, ok := waiterPool.Get().(*waiter); ok {
+		return w
+	}
+	return &waiter{node: waitNode{ch: make(chan struct{}, 1)}, pooled: true}
+}
+
+func putWaiter(w *waiter) {
+	if w.pooled {
+		waiterPool.Put(w)
+	}
+}
+
+// inBubble reports whether the caller runs in a testing/synctest bubble. The
+// bubble's clock has no monotonic reading, and Round(0) strips exactly that,
+// so the two compare equal (with ==, on purpose) only in a bubble.
+func inBubble() bool {
+	now := time.Now()
+	return now == now.Round(0)
+}
 
 // startTimer arms the waiter's timer for d and returns its channel. Since
 // Go 1.23 a stopped or reset timer delivers no stale value, so a pooled

@@ -1,0 +1,92 @@
+package eventloop_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/corun-go/eventloop"
+)
+
+// These benchmarks measure the library alone; bench/ compares it with the
+// alternatives.
+
+func benchLoop(b *testing.B) *eventloop.Loop {
+	l := eventloop.New()
+	if err := l.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	return l
+}
+
+func nop(context.Context) (struct{}, error) { return struct{}{}, nil }
+
+func BenchmarkSubmitResult(b *testing.B) {
+	l := benchLoop(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		f, _ := eventloop.Submit(l, nop)
+		if _, err := f.Result(time.Second); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSubmitWait(b *testing.B) {
+	l := benchLoop(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		f, _ := eventloop.Submit(l, nop)
+		if _, err := f.Wait(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSubmit is fire-and-forget throughput: ns per task, its execution
+// included (the last future is awaited).
+func BenchmarkSubmit(b *testing.B) {
+	l := benchLoop(b)
+	b.ReportAllocs()
+	var last *eventloop.Future[struct{}]
+	for b.Loop() {
+		last, _ = eventloop.Submit(l, nop)
+	}
+	<-last.Done()
+}
+
+func BenchmarkCallSoon(b *testing.B) {
+	for _, producers := range []int{1, 4, 16} {
+		b.Run("producers="+itoa(producers), func(b *testing.B) {
+			l := benchLoop(b)
+			fn := func() {}
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			per := b.N / producers
+			for range producers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range per {
+						_ = l.CallSoon(fn)
+					}
+				}()
+			}
+			wg.Wait()
+			done := make(chan struct{})
+			_ = l.CallSoon(func() { close(done) })
+			<-done
+		})
+	}
+}
+
+func itoa(n int) string {
+	if n < 10 {
+		return string(rune('0' + n))
+	}
+	return itoa(n/10) + string(rune('0'+n%10))
+}
