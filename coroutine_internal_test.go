@@ -3,6 +3,7 @@ package eventloop
 import (
 	"context"
 	"testing"
+	"time"
 )
 
 // promise returns a started future that the caller ends with complete, so
@@ -45,4 +46,47 @@ func BenchmarkAwaitPingPong(b *testing.B) {
 	turn[0].complete(struct{}{}, nil)
 	<-done
 	<-done
+}
+
+func TestIdleCoroutinesAreBounded(t *testing.T) {
+	l := New()
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const n = 4 * maxPool
+	gate := promise()
+	var fs []*Future[struct{}]
+	for range n {
+		f, err := Submit(l, func(ctx context.Context) (struct{}, error) {
+			_, err := Await(ctx, gate)
+			return struct{}{}, err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs = append(fs, f)
+	}
+	// Wait until every task is suspended, then let them all finish.
+	probe, _ := Submit(l, func(context.Context) (int, error) { return l.suspended.n, nil })
+	for {
+		if k, _ := probe.Result(time.Second); k == n {
+			break
+		}
+		probe, _ = Submit(l, func(context.Context) (int, error) { return l.suspended.n, nil })
+	}
+	gate.complete(struct{}{}, nil)
+	for _, f := range fs {
+		if _, err := f.Result(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pooled, _ := Submit(l, func(context.Context) (int, error) { return len(l.pool), nil })
+	k, err := pooled.Result(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k > maxPool {
+		t.Fatalf("%d idle coroutines kept, want at most %d", k, maxPool)
+	}
 }

@@ -234,10 +234,19 @@ func (x *coro) run(d *coro) bool {
 	l.switched(d)
 	if x.clean {
 		x.clean = false
-		l.pool = append(l.pool, x)
+		if len(l.pool) < maxPool {
+			l.pool = append(l.pool, x)
+		} else {
+			x.stop() // its goroutine exits; a burst of suspensions leaves no crowd behind
+		}
 	}
 	return true
 }
+
+// maxPool is how many idle coroutines a loop keeps. Each is a parked
+// goroutine (a few KiB of stack); more are made when more tasks are
+// suspended at once, and those beyond maxPool end once their task has.
+const maxPool = 128
 
 // drop is never needed: a resumption always runs, also while closing.
 func (x *coro) drop() {}

@@ -188,8 +188,9 @@ func (l *Loop) baseContext() context.Context {
 // Stop stops the loop gracefully: new work is rejected with ErrLoopStopped,
 // accepted work still finishes (queued tasks and callbacks, and coroutines
 // suspended in Await or Sleep: one in Sleep(ctx, time.Hour) keeps the loop
-// stopping for an hour), then Run returns nil. CallLater timers that have not
-// fired when the queue drains are dropped. Stop waits for nothing; use Done
+// stopping for an hour), then Run returns nil. CallLater timers go on firing
+// while that work finishes; those that have not fired once it has are
+// dropped. Stop waits for nothing; use Done
 // or Shutdown to wait. It is idempotent and safe from any goroutine,
 // including loop work.
 func (l *Loop) Stop() {
