@@ -20,7 +20,7 @@ import (
 func TestThreadAffinity(t *testing.T) {
 	t.Run("all loop work runs on the OS thread of a locked goroutine that calls Run", func(t *testing.T) {
 		l := eventloop.New()
-		other := runningLoop(t)
+		other := started(t)
 		tidCh := make(chan int, 1)
 		runErr := make(chan error, 1)
 		go func() {

@@ -27,16 +27,6 @@ import (
 // test fails; in a synctest bubble it is virtual time and costs nothing.
 const failAfter = 10 * time.Second
 
-// runningLoop returns a started loop that is closed when the test ends. In a
-// synctest bubble it must be called inside the bubble.
-func runningLoop(t *testing.T, opts ...eventloop.Option) *eventloop.Loop {
-	t.Helper()
-	l := eventloop.New(opts...)
-	require.NoError(t, l.Start())
-	t.Cleanup(func() { assert.NoError(t, l.Close()) })
-	return l
-}
-
 // idleLoop returns a loop that has not started and is closed when the test
 // ends.
 func idleLoop(t *testing.T, opts ...eventloop.Option) *eventloop.Loop {
@@ -77,8 +67,8 @@ func outcomeOf[T any](t *testing.T, f *eventloop.Future[T]) (T, error) {
 	return f.Result(0)
 }
 
-// closedNow reports whether ch is closed already.
-func closedNow(ch <-chan struct{}) bool {
+// isClosed reports whether ch is closed already.
+func isClosed(ch <-chan struct{}) bool {
 	select {
 	case <-ch:
 		return true
@@ -144,7 +134,7 @@ var errWorkFailed = errors.New("work failed")
 
 func TestCallSoon(t *testing.T) {
 	t.Run("callbacks from one goroutine run in the order queued", func(t *testing.T) {
-		l := runningLoop(t)
+		l := started(t)
 		const n = 1000
 		var got []int // loop-owned: no lock
 		done := make(chan struct{})
@@ -164,14 +154,14 @@ func TestCallSoon(t *testing.T) {
 			require.NoError(t, l.CallSoon(func() { got = append(got, i) }))
 		}
 		require.NoError(t, l.CallSoon(func() { close(done) }))
-		assert.False(t, closedNow(done), "nothing runs before the loop runs")
+		assert.False(t, isClosed(done), "nothing runs before the loop runs")
 		require.NoError(t, l.Start())
 		waitClosed(t, done, "the last callback")
 		assert.Equal(t, upTo(100), got, "callbacks run in the order queued")
 	})
 
 	t.Run("each goroutine's callbacks run in its order when many goroutines queue at once", func(t *testing.T) {
-		l := runningLoop(t)
+		l := started(t)
 		const producers, n = 4, 500
 		got := make([][]int, producers) // loop-owned
 		var wg sync.WaitGroup
@@ -192,7 +182,7 @@ func TestCallSoon(t *testing.T) {
 	})
 
 	t.Run("CallSoon and Submit share one queue in order", func(t *testing.T) {
-		l := runningLoop(t)
+		l := started(t)
 		const n = 200
 		var got []int // loop-owned
 		var last *eventloop.Future[int]
@@ -248,7 +238,7 @@ func TestCallSoon(t *testing.T) {
 func TestCallLater(t *testing.T) {
 	t.Run("timers fire in deadline order, each at its deadline", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			l := runningLoop(t)
+			l := started(t)
 			start := time.Now()
 			var got []time.Duration // loop-owned: when each fired, in firing order
 			done := make(chan struct{})
@@ -268,7 +258,7 @@ func TestCallLater(t *testing.T) {
 
 	t.Run("timers with the same deadline fire in the order created", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			l := runningLoop(t)
+			l := started(t)
 			var got []int // loop-owned
 			for i := range 100 {
 				_, err := l.CallLater(10*time.Millisecond, func() { got = append(got, i) })
@@ -284,7 +274,7 @@ func TestCallLater(t *testing.T) {
 
 	t.Run("timers created at different times for the same deadline fire in the order created", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			l := runningLoop(t)
+			l := started(t)
 			var j journal
 			_, err := l.CallLater(20*time.Millisecond, func() { j.add("made first, for 20ms") })
 			require.NoError(t, err)
@@ -299,7 +289,7 @@ func TestCallLater(t *testing.T) {
 
 	t.Run("a timer with d <= 0 is due at once", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			l := runningLoop(t)
+			l := started(t)
 			start := time.Now()
 			var j journal
 			_, err := l.CallLater(time.Millisecond, func() { j.add("1ms at %v", time.Since(start)) })
@@ -335,7 +325,7 @@ func TestCallLater(t *testing.T) {
 
 	t.Run("a timer's fn runs on the loop, one piece of work at a time", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			l := runningLoop(t)
+			l := started(t)
 			inLoop := make(chan bool, 1)
 			_, err := l.CallLater(5*time.Millisecond, func() { inLoop <- l.InLoop() })
 			require.NoError(t, err)
@@ -347,7 +337,7 @@ func TestCallLater(t *testing.T) {
 func TestTimerStop(t *testing.T) {
 	t.Run("Stop before the timer fires returns true and fn never runs", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			l := runningLoop(t)
+			l := started(t)
 			ran := false // loop-owned
 			tm, err := l.CallLater(10*time.Millisecond, func() { ran = true })
 			require.NoError(t, err)
@@ -363,7 +353,7 @@ func TestTimerStop(t *testing.T) {
 	})
 
 	t.Run("Stop after the timer fired returns false", func(t *testing.T) {
-		l := runningLoop(t)
+		l := started(t)
 		var runs atomic.Int32
 		fired := make(chan struct{})
 		tm, err := l.CallLater(0, func() { runs.Add(1); close(fired) })
@@ -374,7 +364,7 @@ func TestTimerStop(t *testing.T) {
 	})
 
 	t.Run("Stop twice returns false the second time", func(t *testing.T) {
-		l := runningLoop(t)
+		l := started(t)
 		tm, err := l.CallLater(time.Hour, func() {})
 		require.NoError(t, err)
 		assert.True(t, tm.Stop(), "the first Stop")
@@ -406,7 +396,7 @@ func TestTimerStop(t *testing.T) {
 	})
 
 	t.Run("Stop racing the timer: either Stop returns true or fn runs, never both, never neither", func(t *testing.T) {
-		l := runningLoop(t)
+		l := started(t)
 		for i := range 500 {
 			var runs atomic.Int32
 			tm, err := l.CallLater(time.Duration(i%3)*time.Microsecond, func() { runs.Add(1) })
@@ -469,7 +459,7 @@ func TestNoStarvation(t *testing.T) {
 	}
 	for name, requeuer := range requeuers {
 		t.Run(name+" does not starve tasks, callbacks or timers", func(t *testing.T) {
-			l := runningLoop(t)
+			l := started(t)
 			spins := spinner(t, l, requeuer(l))
 
 			f, err := eventloop.Submit(l, func(context.Context) (int64, error) { return spins.Load(), nil })
@@ -517,7 +507,7 @@ func TestCallbackPanics(t *testing.T) {
 
 	t.Run("a panic in a CallSoon callback goes to the error handler and the loop goes on", func(t *testing.T) {
 		sink := newErrorSink()
-		l := runningLoop(t, eventloop.WithErrorHandler(sink.handler))
+		l := started(t, eventloop.WithErrorHandler(sink.handler))
 		require.NoError(t, l.CallSoon(func() { panic("boom in CallSoon") }))
 		requirePanicError(t, sink.next(t), "boom in CallSoon")
 		loopGoesOn(t, l)
@@ -526,7 +516,7 @@ func TestCallbackPanics(t *testing.T) {
 
 	t.Run("a panic in a CallLater callback goes to the error handler and the loop goes on", func(t *testing.T) {
 		sink := newErrorSink()
-		l := runningLoop(t, eventloop.WithErrorHandler(sink.handler))
+		l := started(t, eventloop.WithErrorHandler(sink.handler))
 		_, err := l.CallLater(time.Millisecond, func() { panic("boom in CallLater") })
 		require.NoError(t, err)
 		requirePanicError(t, sink.next(t), "boom in CallLater")
@@ -536,7 +526,7 @@ func TestCallbackPanics(t *testing.T) {
 
 	t.Run("a panic with an error value is seen through by errors.Is", func(t *testing.T) {
 		sink := newErrorSink()
-		l := runningLoop(t, eventloop.WithErrorHandler(sink.handler))
+		l := started(t, eventloop.WithErrorHandler(sink.handler))
 		require.NoError(t, l.CallSoon(func() { panic(errWorkFailed) }))
 		err := sink.next(t)
 		requirePanicError(t, err, errWorkFailed)
@@ -564,7 +554,7 @@ func TestCallbackPanics(t *testing.T) {
 
 	t.Run("a panic in a done callback run at once by AddDoneCallback goes to the error handler", func(t *testing.T) {
 		sink := newErrorSink()
-		l := runningLoop(t, eventloop.WithErrorHandler(sink.handler))
+		l := started(t, eventloop.WithErrorHandler(sink.handler))
 		f, err := eventloop.Submit(l, func(context.Context) (int, error) { return 1, nil })
 		require.NoError(t, err)
 		_, err = outcomeOf(t, f)
@@ -581,7 +571,7 @@ func TestCallbackPanics(t *testing.T) {
 	t.Run("a panicking error handler does not kill the loop", func(t *testing.T) {
 		var calls atomic.Int32
 		handled := make(chan struct{}, 2)
-		l := runningLoop(t, eventloop.WithErrorHandler(func(error) {
+		l := started(t, eventloop.WithErrorHandler(func(error) {
 			calls.Add(1)
 			handled <- struct{}{}
 			panic("the error handler panicked")
@@ -598,7 +588,7 @@ func TestCallbackPanics(t *testing.T) {
 
 func TestCallbacksRejected(t *testing.T) {
 	t.Run("after Stop CallSoon and CallLater return ErrLoopStopped", func(t *testing.T) {
-		l := runningLoop(t)
+		l := started(t)
 		l.Stop()
 		ran := make(chan struct{}, 2)
 		assert.ErrorIs(t, l.CallSoon(func() { ran <- struct{}{} }), eventloop.ErrLoopStopped, "CallSoon while stopping")
@@ -615,7 +605,7 @@ func TestCallbacksRejected(t *testing.T) {
 	})
 
 	t.Run("after Close CallSoon and CallLater return ErrLoopClosed", func(t *testing.T) {
-		l := runningLoop(t)
+		l := started(t)
 		require.NoError(t, l.Close())
 		ran := make(chan struct{}, 2)
 		assert.ErrorIs(t, l.CallSoon(func() { ran <- struct{}{} }), eventloop.ErrLoopClosed, "CallSoon once closed")
@@ -659,7 +649,7 @@ func TestCallbacksRejected(t *testing.T) {
 func TestTimersDropped(t *testing.T) {
 	t.Run("at Stop, timers that have not fired are dropped and the loop does not wait for them", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			l := runningLoop(t)
+			l := started(t)
 			start := time.Now()
 			var ran atomic.Bool
 			tm, err := l.CallLater(time.Hour, func() { ran.Store(true) })
@@ -680,7 +670,7 @@ func TestTimersDropped(t *testing.T) {
 
 	t.Run("at Close, timers that have not fired are dropped", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			l := runningLoop(t)
+			l := started(t)
 			var ran atomic.Bool
 			tm, err := l.CallLater(time.Millisecond, func() { ran.Store(true) })
 			require.NoError(t, err)
@@ -740,7 +730,7 @@ func TestQueueCapacity(t *testing.T) {
 	})
 
 	t.Run("nothing accepted is dropped when many goroutines fill the queue", func(t *testing.T) {
-		l := runningLoop(t, eventloop.WithQueueCapacity(8))
+		l := started(t, eventloop.WithQueueCapacity(8))
 		release := make(chan struct{})
 		require.NoError(t, l.CallSoon(func() { <-release })) // hold the loop so the queue fills
 		var accepted, full, ran atomic.Int64
@@ -802,7 +792,7 @@ func TestCallbackBadInput(t *testing.T) {
 		sink := newErrorSink()
 		for _, l := range []*eventloop.Loop{
 			idleLoop(t, eventloop.WithErrorHandler(sink.handler)),
-			runningLoop(t, eventloop.WithErrorHandler(sink.handler)),
+			started(t, eventloop.WithErrorHandler(sink.handler)),
 		} {
 			assert.NotPanics(t, func() {
 				assert.ErrorIs(t, l.CallSoon(nil), eventloop.ErrInvalidArgument, "CallSoon(nil) in state %v", l.State())
@@ -843,7 +833,7 @@ func TestCallbackBadInput(t *testing.T) {
 				l.Stop()
 				assert.ErrorIs(t, l.Close(), eventloop.ErrInvalidArgument, "Close")
 				assert.ErrorIs(t, l.Shutdown(context.Background()), eventloop.ErrInvalidArgument, "Shutdown")
-				assert.True(t, closedNow(l.Done()), "Done is closed: there is nothing to wait for")
+				assert.True(t, isClosed(l.Done()), "Done is closed: there is nothing to wait for")
 				assert.Equal(t, eventloop.StateClosed, l.State(), "State (the godoc: it accepts nothing)")
 				assert.False(t, l.InLoop(), "InLoop")
 			})

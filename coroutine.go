@@ -24,7 +24,7 @@ import (
 // own future.
 func Await[T any](ctx context.Context, f *Future[T]) (T, error) {
 	var zero T
-	if f == nil || f.fn == nil && !f.isDone() {
+	if f.unusable() {
 		return zero, errNilFuture
 	}
 	if ctx == nil {

@@ -64,7 +64,7 @@ func TestAwait(t *testing.T) {
 	}
 	for name, awaitCtx := range awaitCtxs {
 		t.Run("a coroutine awaiting a Go future with "+name+" lets the loop run other work meanwhile", func(t *testing.T) {
-			l := runningLoop(t)
+			l := started(t)
 			p, resolve := newPromise[int](t)
 			var j journal
 			a, err := eventloop.Submit(l, func(ctx context.Context) (int, error) {
@@ -83,7 +83,7 @@ func TestAwait(t *testing.T) {
 			require.NoError(t, err)
 			_, err = outcomeOf(t, b) // times out if Await blocked the loop
 			require.NoError(t, err)
-			assert.False(t, closedNow(a.Done()), "a is still waiting for p")
+			assert.False(t, isClosed(a.Done()), "a is still waiting for p")
 			resolve(1)
 			v, err := outcomeOf(t, a)
 			assert.NoError(t, err)
@@ -93,7 +93,7 @@ func TestAwait(t *testing.T) {
 	}
 
 	t.Run("Await returns the outcome of a future of the same loop", func(t *testing.T) {
-		l := runningLoop(t)
+		l := started(t)
 		p, resolve := newPromise[int](t)
 		f, err := eventloop.Submit(l, func(ctx context.Context) (string, error) {
 			// inner runs on this loop while this task is suspended in Await.
@@ -130,7 +130,7 @@ func TestAwait(t *testing.T) {
 	})
 
 	t.Run("Await returns the outcome of a future of another loop", func(t *testing.T) {
-		l, other := runningLoop(t), runningLoop(t)
+		l, other := started(t), started(t)
 		p, resolve := newPromise[int](t)
 		inner, err := eventloop.Submit(other, func(ctx context.Context) (int, error) {
 			v, err := eventloop.Await(ctx, p)
@@ -158,7 +158,7 @@ func TestAwait(t *testing.T) {
 	})
 
 	t.Run("Await returns the outcome of a Go future, error and panic included", func(t *testing.T) {
-		l := runningLoop(t)
+		l := started(t)
 		f, err := eventloop.Submit(l, func(ctx context.Context) (string, error) {
 			v, err := eventloop.Await(ctx, eventloop.Go(func(context.Context) (int, error) { return 7, nil }))
 			if err != nil {
@@ -199,7 +199,7 @@ func TestAwait(t *testing.T) {
 
 	t.Run("Await with a derived ctx that expires returns DeadlineExceeded and the future stays usable", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			l := runningLoop(t)
+			l := started(t)
 			p, resolve := newPromise[int](t)
 			type expiry struct {
 				err     error
@@ -218,7 +218,7 @@ func TestAwait(t *testing.T) {
 			e := receiveWithin(t, expired, "the first Await to end")
 			assert.ErrorIs(t, e.err, context.DeadlineExceeded, "Await with an expired ctx")
 			assert.Equal(t, 10*time.Millisecond, e.elapsed, "Await returned when its ctx expired (virtual time)")
-			assert.False(t, closedNow(p.Done()), "the awaited future is still pending")
+			assert.False(t, isClosed(p.Done()), "the awaited future is still pending")
 			_, err = p.Result(0)
 			assert.ErrorIs(t, err, eventloop.ErrTimeout, "Result(0) on the pending future")
 			assert.False(t, p.Cancelled(), "an expired Await does not cancel the future")
@@ -230,7 +230,7 @@ func TestAwait(t *testing.T) {
 	})
 
 	t.Run("Await from a plain goroutine holding a task's ctx blocks like Wait", func(t *testing.T) {
-		l := runningLoop(t)
+		l := started(t)
 		p, resolve := newPromise[int](t)
 		// same is a pending future of l: loop work would get ErrDeadlock.
 		same, err := eventloop.Submit(l, func(ctx context.Context) (int, error) {
@@ -257,7 +257,7 @@ func TestAwait(t *testing.T) {
 		require.NoError(t, err)
 		_, err = outcomeOf(t, probe)
 		require.NoError(t, err, "the loop runs other work while the helper waits")
-		assert.False(t, closedNow(h.Done()), "the helper still waits for the pending future")
+		assert.False(t, isClosed(h.Done()), "the helper still waits for the pending future")
 		resolve(9)
 		r, err := outcomeOf(t, f)
 		require.NoError(t, err)
@@ -267,7 +267,7 @@ func TestAwait(t *testing.T) {
 	})
 
 	t.Run("Await with a nil future or a nil ctx is an invalid argument", func(t *testing.T) {
-		l := runningLoop(t)
+		l := started(t)
 		f, err := eventloop.Submit(l, func(ctx context.Context) (string, error) {
 			_, err1 := eventloop.Await[int](ctx, nil)
 			_, err2 := eventloop.Await(nil, eventloop.Go(func(context.Context) (int, error) { return 0, nil })) // a nil ctx is the point
@@ -292,7 +292,7 @@ func TestAwaitInPlainCallbacks(t *testing.T) {
 		doneValue                       int
 	}
 	setup := func(t *testing.T) (l *eventloop.Loop, await func() awaited) {
-		l = runningLoop(t)
+		l = started(t)
 		p, _ := newPromise[int](t)
 		pendingSame, err := eventloop.Submit(l, func(ctx context.Context) (int, error) { return eventloop.Await(ctx, p) })
 		require.NoError(t, err)
@@ -345,7 +345,7 @@ func TestAwaitInPlainCallbacks(t *testing.T) {
 	})
 
 	t.Run("Await in a callback with a task's ctx still returns ErrDeadlock", func(t *testing.T) {
-		l := runningLoop(t)
+		l := started(t)
 		p, resolve := newPromise[int](t)
 		got := make(chan error, 1)
 		f, err := eventloop.Submit(l, func(ctx context.Context) (int, error) {
@@ -431,7 +431,7 @@ func TestDeadlockGuard(t *testing.T) {
 
 	t.Run("Result, Exception and Wait in a callback on a pending future of the same loop return ErrDeadlock at once", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			l := runningLoop(t)
+			l := started(t)
 			p, resolve := newPromise[int](t)
 			asleep, err := eventloop.Submit(l, func(ctx context.Context) (int, error) { return eventloop.Await(ctx, p) })
 			require.NoError(t, err)
@@ -455,7 +455,7 @@ func TestDeadlockGuard(t *testing.T) {
 
 	t.Run("Result, Exception and Wait in loop work on a future that has ended return its outcome", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			l := runningLoop(t)
+			l := started(t)
 			ok, err := eventloop.Submit(l, func(context.Context) (int, error) { return 5, nil })
 			require.NoError(t, err)
 			failed, err := eventloop.Submit(l, func(context.Context) (int, error) { return 0, errWorkFailed })
@@ -513,7 +513,7 @@ func TestDeadlockGuard(t *testing.T) {
 
 func TestInLoop(t *testing.T) {
 	t.Run("InLoop is true in all loop work and false elsewhere", func(t *testing.T) {
-		l, other := runningLoop(t), runningLoop(t)
+		l, other := started(t), started(t)
 		p, resolve := newPromise[int](t)
 		var j journal
 		f, err := eventloop.Submit(l, func(ctx context.Context) (int, error) {
@@ -573,7 +573,7 @@ func TestInLoop(t *testing.T) {
 }
 
 func TestCoroutinePingPong(t *testing.T) {
-	l := runningLoop(t)
+	l := started(t)
 	const rounds = 500
 	type promise struct {
 		f       *eventloop.Future[int]
@@ -627,7 +627,7 @@ func TestCoroutinePingPong(t *testing.T) {
 func TestSleep(t *testing.T) {
 	t.Run("Sleep suspends the coroutine on the loop's timers while the loop runs other work", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			l := runningLoop(t)
+			l := started(t)
 			start := time.Now()
 			var j journal
 			a, err := eventloop.Submit(l, func(ctx context.Context) (int, error) {
@@ -672,7 +672,7 @@ func TestSleep(t *testing.T) {
 	})
 
 	t.Run("a coroutine yielding with Sleep(ctx, 0) forever does not starve other work", func(t *testing.T) {
-		l := runningLoop(t)
+		l := started(t)
 		spins := make(chan int64, 1)
 		var n int64 // loop-owned
 		spinner, err := eventloop.Submit(l, func(ctx context.Context) (int, error) {
@@ -709,7 +709,7 @@ func TestSleep(t *testing.T) {
 
 	t.Run("Sleep with a ctx that has ended returns at once", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			l := runningLoop(t)
+			l := started(t)
 			cancelled, cancel := context.WithCancel(context.Background())
 			cancel()
 			start := time.Now()
@@ -731,7 +731,7 @@ func TestSleep(t *testing.T) {
 
 	t.Run("Sleep with a derived ctx that expires returns DeadlineExceeded when it expires", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			l := runningLoop(t)
+			l := started(t)
 			f, err := eventloop.Submit(l, func(ctx context.Context) (time.Duration, error) {
 				dctx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
 				defer cancel()
@@ -748,7 +748,7 @@ func TestSleep(t *testing.T) {
 
 	t.Run("Sleep on a plain goroutine, even with a task's ctx, blocks it like a timer", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			l := runningLoop(t)
+			l := started(t)
 			start := time.Now()
 			require.NoError(t, eventloop.Sleep(context.Background(), 10*time.Millisecond))
 			assert.Equal(t, 10*time.Millisecond, time.Since(start), "Sleep on the test goroutine")
@@ -781,7 +781,7 @@ func TestSleep(t *testing.T) {
 
 	t.Run("1000 coroutines sleeping at once all resume, each at its time", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			l := runningLoop(t)
+			l := started(t)
 			const n = 1000
 			start := time.Now()
 			futures := make([]*eventloop.Future[time.Duration], n)
@@ -831,7 +831,7 @@ func TestCancelSuspendedCoroutine(t *testing.T) {
 		for what, fnErr := range returns {
 			t.Run(fmt.Sprintf("Cancel of a coroutine in %s returns at once; fn returns %s and the future ends with ErrCancelled", name, what), func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
-					l := runningLoop(t)
+					l := started(t)
 					p, _ := newPromise[int](t)
 					selfCh := make(chan *eventloop.Future[int], 1)
 					seen := make(chan inside, 1)
@@ -839,7 +839,7 @@ func TestCancelSuspendedCoroutine(t *testing.T) {
 						start := time.Now()
 						err := suspend(ctx, p)
 						in := inside{err: err, cause: context.Cause(ctx), elapsed: time.Since(start)}
-						in.doneWhileRunning = closedNow((<-selfCh).Done())
+						in.doneWhileRunning = isClosed((<-selfCh).Done())
 						in.sleepAfter = eventloop.Sleep(ctx, time.Hour)
 						seen <- in
 						return 99, fnErr
@@ -848,7 +848,7 @@ func TestCancelSuspendedCoroutine(t *testing.T) {
 					selfCh <- f
 					waitSuspended(t, l)
 					time.Sleep(time.Minute)
-					require.False(t, closedNow(f.Done()), "the coroutine is suspended")
+					require.False(t, isClosed(f.Done()), "the coroutine is suspended")
 					assert.True(t, f.Cancel(), "Cancel on a suspended coroutine")
 					v, err := outcomeOf(t, f)
 					assert.ErrorIs(t, err, eventloop.ErrCancelled, "the outcome, whatever fn returned")
@@ -860,7 +860,7 @@ func TestCancelSuspendedCoroutine(t *testing.T) {
 					assert.Equal(t, time.Minute, in.elapsed, "%s returned as soon as Cancel was called (virtual time)", name)
 					assert.False(t, in.doneWhileRunning, "Done is not closed while fn still runs")
 					assert.ErrorIs(t, in.sleepAfter, context.Canceled, "Sleep after Cancel returns at once")
-					assert.False(t, closedNow(p.Done()), "the awaited future is not cancelled with the coroutine")
+					assert.False(t, isClosed(p.Done()), "the awaited future is not cancelled with the coroutine")
 				})
 			})
 		}
@@ -869,7 +869,7 @@ func TestCancelSuspendedCoroutine(t *testing.T) {
 
 func TestPanicAfterResume(t *testing.T) {
 	t.Run("a coroutine that panics after it resumed ends with a *PanicError and the loop goes on", func(t *testing.T) {
-		l := runningLoop(t)
+		l := started(t)
 		p, resolve := newPromise[int](t)
 		q, resolveQ := newPromise[int](t)
 		panicking, err := eventloop.Submit(l, func(ctx context.Context) (int, error) {
@@ -961,7 +961,7 @@ func waitInBubbles(t *testing.T) {
 		}
 	}
 	for range 10 {
-		synctest.Test(t, func(t *testing.T) { wait(t, runningLoop(t)) })
+		synctest.Test(t, func(t *testing.T) { wait(t, started(t)) })
 	}
-	wait(t, runningLoop(t))
+	wait(t, started(t))
 }

@@ -54,6 +54,10 @@ type core struct {
 	co atomic.Pointer[coro] // the coroutine the task is suspended in, while it is
 }
 
+// unusable reports whether f is nil or a zero Future, not made by Submit or
+// Go (those always have fn, or have ended).
+func (f *Future[T]) unusable() bool { return f == nil || f.fn == nil && !f.isDone() }
+
 // isDone reports whether the future has ended. The outcome may be read once
 // it returns true.
 func (c *core) isDone() bool { return c.state.Load() == stDone }
@@ -242,7 +246,7 @@ func (c *core) wait(timeout time.Duration, ctx context.Context) error {
 // loop while it waits. Result on an ended future does not allocate, and a
 // pending one does not allocate in the steady state.
 func (f *Future[T]) Result(timeout time.Duration) (T, error) {
-	if f == nil || f.fn == nil && !f.isDone() {
+	if f.unusable() {
 		var zero T
 		return zero, errNilFuture
 	}
@@ -269,7 +273,7 @@ func (f *Future[T]) Exception(timeout time.Duration) error {
 // the outcome wins. ErrDeadlock as for Result.
 func (f *Future[T]) Wait(ctx context.Context) (T, error) {
 	var zero T
-	if f == nil || f.fn == nil && !f.isDone() {
+	if f.unusable() {
 		return zero, errNilFuture
 	}
 	if ctx == nil {
@@ -288,7 +292,7 @@ func (f *Future[T]) Wait(ctx context.Context) (T, error) {
 // channel on every call. It is made on the first call, so futures nobody
 // selects on do not pay for one.
 func (f *Future[T]) Done() <-chan struct{} {
-	if f == nil || f.fn == nil && !f.isDone() {
+	if f.unusable() {
 		return closedChan // a zero future has nothing to wait for
 	}
 	f.mu.Lock()
@@ -341,7 +345,7 @@ func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) {
 // already cancelled, and false for one that ended otherwise (or is being
 // closed with ErrLoopClosed). For Go futures the same rules hold.
 func (f *Future[T]) Cancel() bool {
-	if f == nil || f.fn == nil && !f.isDone() {
+	if f.unusable() {
 		return false
 	}
 	return f.cancel(ErrCancelled, true)

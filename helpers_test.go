@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/corun-go/eventloop"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -18,7 +19,7 @@ func started(t *testing.T, opts ...eventloop.Option) *eventloop.Loop {
 	t.Helper()
 	l := eventloop.New(opts...)
 	require.NoError(t, l.Start())
-	t.Cleanup(func() { _ = l.Close() })
+	t.Cleanup(func() { assert.NoError(t, l.Close()) })
 	return l
 }
 
@@ -64,16 +65,6 @@ func closedWithin(ch <-chan struct{}) bool {
 	case <-ch:
 		return true
 	case <-time.After(long):
-		return false
-	}
-}
-
-// isClosed reports whether ch is closed now.
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
 		return false
 	}
 }
