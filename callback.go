@@ -60,8 +60,17 @@ func (l *Loop) CallLater(d time.Duration, fn func()) (*Timer, error) {
 		l.mu.Unlock()
 		return nil, ErrQueueFull
 	}
-	t.entry.when = when
-	l.pushTimerLocked(&t.entry)
+	if d <= 0 {
+		// Due at once: it joins the queue now, behind the work already there.
+		t.state.Store(timerDue)
+		l.queue = append(l.queue, item{r: t})
+		if l.bounded {
+			l.waiting.Add(1)
+		}
+	} else {
+		t.entry.when = when
+		l.pushTimerLocked(&t.entry)
+	}
 	l.signalLocked()
 	l.mu.Unlock()
 	return t, nil
@@ -77,7 +86,7 @@ const (
 )
 
 // Timer is a callback scheduled by CallLater. It is safe for use by multiple
-// goroutines.
+// goroutines. The zero Timer is not usable: its Stop reports false.
 type Timer struct {
 	l     *Loop
 	fn    func()
@@ -100,7 +109,11 @@ func (t *Timer) Stop() bool {
 		return true
 	}
 	// Due: it waits in the queue, and the loop skips it.
-	return t.state.CompareAndSwap(timerDue, timerStopped)
+	if t.state.CompareAndSwap(timerDue, timerStopped) {
+		t.l.unqueue()
+		return true
+	}
+	return false
 }
 
 // run runs the timer's function on the loop, unless it was stopped.
@@ -110,9 +123,15 @@ func (t *Timer) run(c *coro) bool {
 		return true
 	}
 	if t.state.CompareAndSwap(timerDue, timerFired) {
+		c.l.unqueue()
 		c.l.callback(t.fn)
 	}
 	return true
 }
 
-func (t *Timer) drop() { t.state.CompareAndSwap(timerDue, timerDropped) }
+func (t *Timer) drop() *core {
+	if t.state.CompareAndSwap(timerDue, timerDropped) {
+		t.l.unqueue()
+	}
+	return nil
+}

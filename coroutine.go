@@ -9,8 +9,8 @@ import (
 //
 // Called by a task running on a loop (a coroutine) with the task's context,
 // or one derived from it, Await suspends the task while f is pending: the
-// loop runs other work meanwhile, and the task resumes on the loop, on the
-// same OS thread, once f ends or ctx ends. f may belong to any loop or come
+// loop runs other work meanwhile, and the task resumes on the loop (on the
+// Run goroutine's OS thread if it is locked) once f ends or ctx ends. f may belong to any loop or come
 // from Go. A task that Awaits with an unrelated context (such as
 // context.Background()) is suspended the same way. While suspended, the task
 // also wakes when it is cancelled or its loop closes: Await then returns
@@ -94,10 +94,22 @@ func callerCoro(ctx context.Context, hint *Loop) (c *coro, inCallback bool) {
 		return nil, false
 	}
 	// The caller is l's work, so l.cur is ours to read.
-	if l.cur.task == nil {
+	if l.cur.task == nil || l.cur.inCallback > 0 {
 		return nil, true
 	}
 	return l.cur, false
+}
+
+// loopWork returns the coroutine running loop work on the calling
+// goroutine, or nil. hint says which loop to look at first.
+func loopWork(hint *Loop) *coro {
+	if hint.InLoop() {
+		return hint.cur
+	}
+	if l := currentLoop(); l != nil {
+		return l.cur
+	}
+	return nil
 }
 
 // await suspends c's task until f ends, ctx ends, or the task is cancelled.

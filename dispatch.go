@@ -42,11 +42,12 @@ type coro struct {
 	yield func(struct{}) bool     // switch back to the caller
 
 	// Owned by loop work:
-	task    *core // the task running on it, nil while dispatching or in a callback
-	resumed bool  // its task has suspended: when it ends, yield back to the resumer
-	clean   bool  // it yielded with no task: put it back in the pool
-	prevS   *coro // links in Loop.suspended
-	nextS   *coro
+	task       *core // the task running on it, nil while dispatching or in a plain callback
+	inCallback int   // done callbacks it is running inside its task (a task that cancels a future)
+	resumed    bool  // its task has suspended: when it ends, yield back to the resumer
+	clean      bool  // it yielded with no task: put it back in the pool
+	prevS      *coro // links in Loop.suspended
+	nextS      *coro
 
 	gen   atomic.Uint64 // wait generation: odd while armed for one wake-up
 	node  waitNode      // registration on the future it awaits
@@ -126,13 +127,11 @@ func (l *Loop) dispatch(c *coro) {
 		it := l.batch[l.pos]
 		l.batch[l.pos] = item{}
 		l.pos++
-		if l.bounded && countsAsQueued(it) {
-			l.waiting.Add(-1)
-		}
 		if !l.closing && l.state.Load() == int32(StateClosed) {
 			l.beginClose()
 		}
 		if it.fn != nil {
+			l.unqueue()
 			if !l.closing {
 				l.callback(it.fn)
 			}
@@ -144,11 +143,14 @@ func (l *Loop) dispatch(c *coro) {
 	}
 }
 
-// countsAsQueued reports whether it counts against WithQueueCapacity:
-// everything but the resumption of a suspended task.
-func countsAsQueued(it item) bool {
-	_, resume := it.r.(*coro)
-	return !resume
+// unqueue counts one piece of work out of the queue for WithQueueCapacity:
+// it started, or ended or was dropped before it could. Every queued task,
+// callback and due timer is counted out exactly once, by whoever moves it
+// out of the queued state; resumptions never count.
+func (l *Loop) unqueue() {
+	if l != nil && l.bounded {
+		l.waiting.Add(-1)
+	}
 }
 
 // refill moves the queue into the batch, first moving due timers into the
@@ -230,6 +232,11 @@ func (l *Loop) callback(fn func()) {
 func (x *coro) run(d *coro) bool {
 	l := d.l
 	l.running.Store(x.task)
+	if l.state.Load() == int32(StateClosed) {
+		// Close may have read running before the store above, and the task
+		// has left the suspended list that beginClose cancels.
+		x.task.cancel(ErrLoopClosed, false)
+	}
 	x.next() // x runs until its task suspends again or ends
 	l.switched(d)
 	if x.clean {
@@ -249,7 +256,7 @@ func (x *coro) run(d *coro) bool {
 const maxPool = 128
 
 // drop is never needed: a resumption always runs, also while closing.
-func (x *coro) drop() {}
+func (x *coro) drop() *core { return nil }
 
 // run runs the task inline on the dispatcher c.
 func (f *Future[T]) run(c *coro) bool {
@@ -257,6 +264,7 @@ func (f *Future[T]) run(c *coro) bool {
 		return true // ended before it started (Cancel); nothing to do
 	}
 	l := c.l
+	l.unqueue()
 	l.running.Store(&f.core)
 	if l.closing || l.state.Load() == int32(StateClosed) {
 		l.running.Store(nil)
@@ -286,8 +294,14 @@ func (f *Future[T]) run(c *coro) bool {
 	return true
 }
 
-// drop fails a task the loop will never start.
-func (f *Future[T]) drop() { f.endUnstarted(ErrLoopClosed, false) }
+// drop fails a task the loop will never start, leaving its done callbacks
+// to the caller.
+func (f *Future[T]) drop() *core {
+	if f.endUnstarted(ErrLoopClosed) {
+		return &f.core
+	}
+	return nil
+}
 
 // coroList is an intrusive list of coroutines, owned by loop work.
 type coroList struct {

@@ -1,10 +1,10 @@
-// Package eventloop runs work from any goroutine on one owning goroutine and
-// hands the outcome back as a typed future: the Go counterpart of Python's
-// asyncio.run_coroutine_threadsafe, call_soon_threadsafe and
-// concurrent.futures.Future, without their traps.
+// Package eventloop hands work from any goroutine to a loop that runs it one
+// piece at a time, and hands the outcome back as a typed future: the Go
+// counterpart of Python's asyncio.run_coroutine_threadsafe,
+// call_soon_threadsafe and concurrent.futures.Future, without their traps.
 //
-// A [Loop] owns one queue and runs its work one piece at a time on one
-// goroutine: the one that calls [Loop.Run], or one that [Loop.Start] makes.
+// A [Loop] owns one queue and runs its work one piece at a time, driven by
+// the goroutine that calls [Loop.Run] (or one that [Loop.Start] makes).
 // State that only loop work touches needs no lock. If that goroutine is
 // locked to its OS thread (runtime.LockOSThread), all loop work runs on that
 // thread, which is what GUI and OpenGL code needs.

@@ -82,12 +82,18 @@ type PanicError struct {
 
 // Error returns the panic value and the stack.
 func (e *PanicError) Error() string {
+	if e == nil {
+		return "eventloop: panic: <nil>"
+	}
 	return fmt.Sprintf("eventloop: panic: %v\n\n%s", e.Value, e.Stack)
 }
 
 // Unwrap returns Value when it is an error, so that errors.Is and errors.As
 // see through the panic; otherwise nil.
 func (e *PanicError) Unwrap() error {
+	if e == nil {
+		return nil
+	}
 	err, _ := e.Value.(error)
 	return err
 }

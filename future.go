@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/corun-go/eventloop/internal/gid"
 )
 
 // Future is the eventual outcome of a function run by Submit or Go.
@@ -13,8 +15,10 @@ import (
 // A Future ends exactly once, with one outcome: a value; the error the
 // function returned; a *PanicError (the function panicked); ErrCancelled; or
 // ErrLoopClosed. Every method is safe for use by multiple goroutines. The
-// zero Future is not usable: futures are made by Submit and Go, and the
-// methods of one that was not report ErrInvalidArgument.
+// zero Future is not usable: futures are made by Submit and Go. On a nil or
+// zero Future, Result, Exception, Wait and Await return an error wrapping
+// ErrInvalidArgument, Cancel and Cancelled report false, Done returns a
+// closed channel and AddDoneCallback does nothing.
 //
 // The return of the function happens before Result, Exception, Wait and
 // Await return its outcome, and before done callbacks run.
@@ -39,13 +43,15 @@ type core struct {
 	state atomic.Uint32 // see the st… constants
 	loop  *Loop         // the loop that runs the task; nil for Go futures; immutable
 
-	mu         sync.Mutex // guards the fields below; may be held while taking Loop.mu, never the reverse
-	err        error      // the outcome's error; written once before state becomes stDone; read only after
-	cause      error      // why a started task was cancelled: ErrCancelled or ErrLoopClosed
-	cancelled  bool       // a Cancel succeeded
-	waiters    waitList   // goroutines and coroutines waiting for the end
-	callbacks  []func()   // done callbacks not yet run
-	inCallback bool       // callbacks are being run by the goroutine that ended the future
+	mu         sync.Mutex    // guards the fields below; may be held while taking Loop.mu, never the reverse
+	err        error         // the outcome's error; written once before state becomes stDone; read only after
+	cause      error         // why a started task was cancelled: ErrCancelled or ErrLoopClosed
+	cancelled  bool          // a Cancel succeeded
+	waiters    waitList      // goroutines and coroutines waiting for the end
+	callbacks  []func()      // done callbacks not yet run
+	inCallback bool          // callbacks are being run by the goroutine that ended the future…
+	cbG        uintptr       // …this one (its gid)
+	cbStarted  chan struct{} // made by an AddDoneCallback that waits; closed once every callback has started
 	done       chan struct{}
 	inner      context.Context         // made on demand; see taskCtx
 	innerStop  context.CancelCauseFunc // cancels inner
@@ -66,17 +72,17 @@ func (c *core) isDone() bool { return c.state.Load() == stDone }
 // or failed) before it could start.
 func (c *core) start() bool { return c.state.CompareAndSwap(stPending, stRunning) }
 
-// endUnstarted ends a task that never started with err; false if it had
-// started (or ended) already. byCancel records that a Cancel ended it.
-func (c *core) endUnstarted(err error, byCancel bool) bool {
+// endUnstarted ends a task that never started with err, unless it had
+// started or ended already. It reports whether done callbacks are left for
+// the caller to run with runCallbacks.
+func (c *core) endUnstarted(err error) (callbacks bool) {
 	c.mu.Lock()
 	if !c.state.CompareAndSwap(stPending, stRunning) {
 		c.mu.Unlock()
 		return false
 	}
-	c.cancelled = byCancel
-	c.endLocked(err)
-	return true
+	c.loop.unqueue()
+	return c.finishLocked(err)
 }
 
 // cancel asks the task to end with cause: at once if it has not started,
@@ -87,6 +93,7 @@ func (c *core) cancel(cause error, byCancel bool) bool {
 	switch c.state.Load() {
 	case stPending:
 		if c.state.CompareAndSwap(stPending, stRunning) {
+			c.loop.unqueue()
 			c.cancelled = byCancel
 			c.endLocked(cause)
 			return byCancel
@@ -111,11 +118,20 @@ func (c *core) cancel(cause error, byCancel bool) bool {
 	}
 }
 
-// endLocked sets the outcome's error, marks the future done, closes its done
-// channel and wakes its waiters, then unlocks c.mu and runs the done
-// callbacks on the calling goroutine. The caller holds c.mu and has written
-// the value, if any.
+// endLocked ends the future with finishLocked, then runs the done
+// callbacks on the calling goroutine.
 func (c *core) endLocked(err error) {
+	if c.finishLocked(err) {
+		c.runCallbacks()
+	}
+}
+
+// finishLocked sets the outcome's error, marks the future done, closes its
+// done channel and wakes its waiters, then unlocks c.mu. It reports whether
+// done callbacks are left for the calling goroutine to run (runCallbacks):
+// until it has, AddDoneCallback from other goroutines waits for it. The
+// caller holds c.mu and has written the value, if any.
+func (c *core) finishLocked(err error) (callbacks bool) {
 	c.err = err
 	c.state.Store(stDone)
 	if !c.ctxDone.Load() {
@@ -125,36 +141,50 @@ func (c *core) endLocked(err error) {
 		close(c.done)
 	}
 	c.waiters.wakeAll()
-	run := len(c.callbacks) > 0
-	c.inCallback = run
-	c.mu.Unlock()
-	if run {
-		c.runCallbacks()
+	callbacks = len(c.callbacks) > 0
+	if callbacks {
+		c.inCallback, c.cbG = true, gid.Current()
 	}
+	c.mu.Unlock()
+	return callbacks
 }
 
-// runCallbacks runs the done callbacks in the order added, including those
-// added while it runs, then lets later ones run at once in AddDoneCallback.
+// runCallbacks runs the done callbacks one at a time in the order added,
+// including those its callbacks add, and tells AddDoneCallbacks waiting on
+// other goroutines once every callback has started.
 func (c *core) runCallbacks() {
 	for {
 		c.mu.Lock()
-		cbs := c.callbacks
-		c.callbacks = nil
-		if len(cbs) == 0 {
+		if len(c.callbacks) == 0 {
+			c.callbacks = nil
 			c.inCallback = false
 			c.mu.Unlock()
 			return
 		}
-		c.mu.Unlock()
-		for _, cb := range cbs {
-			c.callSafely(cb)
+		cb := c.callbacks[0]
+		c.callbacks[0] = nil
+		c.callbacks = c.callbacks[1:]
+		if len(c.callbacks) == 0 && c.cbStarted != nil {
+			close(c.cbStarted)
+			c.cbStarted = nil
 		}
+		c.mu.Unlock()
+		c.callSafely(cb)
 	}
 }
 
 // callSafely runs a done callback, sending a panic to the error handler.
+// Run by loop work (a task that cancels a future, say), the callback is a
+// plain callback for Await and Sleep, not part of the task's coroutine.
 func (c *core) callSafely(cb func()) {
+	co := loopWork(c.loop)
+	if co != nil {
+		co.inCallback++
+	}
 	defer func() {
+		if co != nil {
+			co.inCallback--
+		}
 		if v := recover(); v != nil {
 			report(c.errorHandler(), newPanicError(v))
 		}
@@ -215,8 +245,14 @@ func (c *core) wait(timeout time.Duration, ctx context.Context) error {
 	case <-timerC:
 	case <-ctxDone:
 	}
-	if timerC != nil {
-		w.timer.Stop()
+	if timerC != nil && !w.timer.Stop() {
+		// It fired. With GODEBUG=asynctimerchan=1 (pre-1.23 timers) the
+		// value may still be in the channel; drain it so that the pooled
+		// timer does not time out the next wait at once.
+		select {
+		case <-w.timer.C:
+		default:
+		}
 	}
 	if !woken {
 		c.mu.Lock()
@@ -312,23 +348,40 @@ func (f *Future[T]) Done() <-chan struct{} {
 //
 // On a future that has ended, fn runs at once on the calling goroutine,
 // before AddDoneCallback returns. Otherwise fn runs on the goroutine that
-// ends the future: the loop's for a task that ran (a plain callback there,
-// not a coroutine: Await returns ErrDeadlock in it), the caller of Cancel or
-// Close for a task they ended before it started, fn's goroutine for Go.
-// Callbacks run once each, in the order added; one added while the
-// callbacks of an ended future are still being run is queued behind them
-// rather than run at once. A callback that panics is reported to the loop's
-// error handler as a *PanicError (slog for Go futures) and the rest still
-// run. A nil fn is ignored.
+// ends the future: the loop's for a task that ran, or that Close failed on a
+// running loop; the caller of Cancel for a task it ended before it started;
+// the caller of Close for a loop that never ran; fn's goroutine for Go.
+// Wherever it runs, fn is a plain callback, not a coroutine: Await on a
+// pending future in it returns ErrDeadlock.
+//
+// Callbacks run once each and start in the order added. One added by a
+// callback of the same future runs after the rest; one added from another
+// goroutine while the goroutine that ended the future still has earlier
+// callbacks to start waits until it has started them, then runs at once. A callback that panics is reported to
+// the loop's error handler as a *PanicError (slog for Go futures) and the
+// rest still run. A nil fn is ignored.
 func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) {
 	if f == nil || fn == nil || f.fn == nil && !f.isDone() {
 		return
 	}
 	f.mu.Lock()
-	if !f.isDone() || f.inCallback {
+	if !f.isDone() || f.inCallback && f.cbG == gid.Current() {
+		// Pending, or added by one of its own callbacks: runs after the rest.
 		f.callbacks = append(f.callbacks, func() { fn(f) })
 		f.mu.Unlock()
 		return
+	}
+	for len(f.callbacks) > 0 {
+		// Another goroutine has earlier callbacks still to start: wait
+		// until it has started them all, so that they start in the order
+		// added.
+		if f.cbStarted == nil {
+			f.cbStarted = make(chan struct{})
+		}
+		started := f.cbStarted
+		f.mu.Unlock()
+		<-started
+		f.mu.Lock()
 	}
 	f.mu.Unlock()
 	f.callSafely(func() { fn(f) })

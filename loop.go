@@ -9,19 +9,22 @@ import (
 	"github.com/corun-go/eventloop/internal/gid"
 )
 
-// Loop runs work one piece at a time on one goroutine: tasks from Submit,
+// Loop runs work one piece at a time, never two at once: tasks from Submit,
 // callbacks from CallSoon and CallLater, and coroutines resumed after Await
 // or Sleep. State that only loop work touches needs no locks.
 //
 // Loop is safe for use by multiple goroutines. The zero Loop is not usable;
-// call New. Its methods on a nil or zero Loop return an error wrapping
-// ErrInvalidArgument (or, where they return no error, do nothing).
+// call New. On a nil or zero Loop, the methods that return an error return
+// one wrapping ErrInvalidArgument, Stop does nothing, InLoop reports false,
+// State reports StateClosed and Done returns a closed channel.
 //
 // Every task runs as a coroutine: it may suspend in Await or Sleep and the
-// loop runs other work meanwhile, on the same goroutine and OS thread. A task
-// that never suspends costs no coroutine switch: coroutines are pooled and
-// the loop dispatches from inside one, so a switch happens only when work
-// suspends or resumes.
+// loop runs other work meanwhile. The goroutine that calls Run drives the
+// work through coroutines (iter.Pull): goroutines of their own that never
+// run at the same time as each other or as it, and that all run on its OS
+// thread if it is locked to one. A task that never suspends costs no
+// coroutine switch: coroutines are pooled and the loop dispatches from
+// inside one, so a switch happens only when work suspends or resumes.
 type Loop struct {
 	opts    options
 	bounded bool // opts.capacity > 0; immutable
@@ -65,8 +68,10 @@ type runnable interface {
 	// run runs the work on coroutine c, the loop's dispatcher. It returns
 	// false if c was stopped while it waited in the pool: the loop is over.
 	run(c *coro) bool
-	// drop ends work that the loop will never run because it closed.
-	drop()
+	// drop ends work that the loop will never run because it closed. It
+	// returns the ended future whose done callbacks the caller must run
+	// (runCallbacks), or nil.
+	drop() *core
 }
 
 // New returns a loop in StateNew. Work submitted before it runs is queued and
@@ -140,9 +145,10 @@ func (l *Loop) Run(ctx context.Context) error {
 	return nil
 }
 
-// Start runs the loop on a new goroutine, as Run(context.Background()) would,
-// and returns once it is running. It returns the errors of Run for a loop
-// that cannot run.
+// Start runs the loop on a new goroutine, as Run(context.Background()) would.
+// It returns once the loop is in StateRunning (its goroutine may not have
+// begun yet; work submitted meanwhile waits in the queue), or with the
+// errors of Run for a loop that cannot run.
 func (l *Loop) Start() error {
 	if err := l.check(); err != nil {
 		return err
@@ -255,12 +261,20 @@ func (l *Loop) closeAsync() {
 		t.cancel(ErrLoopClosed, false)
 	}
 	if !ran {
+		// End every future first and close Done, then run the callbacks:
+		// one of them may call Close, which must find the loop closed.
+		var callbacks []*core
 		for _, it := range queue {
 			if it.r != nil {
-				it.r.drop()
+				if c := it.r.drop(); c != nil {
+					callbacks = append(callbacks, c)
+				}
 			}
 		}
 		close(l.done)
+		for _, c := range callbacks {
+			c.runCallbacks()
+		}
 	}
 }
 
@@ -319,9 +333,11 @@ func (l *Loop) State() State {
 	return State(l.state.Load())
 }
 
-// InLoop reports whether the caller is loop work of l: the goroutine running
-// the loop's work, which for a task is its coroutine. It is false on the
-// goroutine that called Run, which only switches between coroutines.
+// InLoop reports whether the caller is the loop's running work: a task (its
+// coroutine, before or after any Await or Sleep), a callback, a timer, or a
+// done callback the loop runs. It is false everywhere else, including the
+// goroutine that called Run, which runs no work itself and only switches
+// between the loop's coroutines.
 func (l *Loop) InLoop() bool {
 	if l == nil {
 		return false

@@ -3,10 +3,11 @@ package eventloop
 import "strconv"
 
 // State is a loop's place in its lifecycle. A loop moves only forward:
-// New → Running → Stopping → Stopped, and from any state to Closed.
-type State int32
+// New → Running → Stopping → Stopped (Stop before Run goes New → Stopping),
+// and from any state to Closed.
+type State int
 
-// The states of a loop; see the package documentation for what each allows.
+// The states of a loop, and what Submit, CallSoon and CallLater do in each.
 const (
 	// StateNew: made by New, not yet run. Submissions are accepted and
 	// queued; they run once the loop runs.
@@ -17,8 +18,9 @@ const (
 	// StateStopping: Stop or Shutdown was called. Submissions are rejected
 	// with ErrLoopStopped; accepted work still finishes.
 	StateStopping
-	// StateStopped: every accepted piece of work has ended and Run has
-	// returned nil. Submissions are rejected with ErrLoopStopped.
+	// StateStopped: after Stop, every accepted piece of work has ended and
+	// the loop has exited (Run returns nil). Submissions are rejected with
+	// ErrLoopStopped.
 	StateStopped
 	// StateClosed: Close was called, Shutdown ran past its deadline, or Run's
 	// context ended. Submissions are rejected with ErrLoopClosed.

@@ -46,7 +46,7 @@ func Go[T any](fn func(ctx context.Context) (T, error)) *Future[T] {
 	f := &Future[T]{fn: fn}
 	if fn == nil {
 		f.fn = func(context.Context) (T, error) { var zero T; return zero, errNilFunc }
-		f.endUnstarted(errNilFunc, false)
+		f.endUnstarted(errNilFunc) // no callbacks yet
 		return f
 	}
 	go func() {

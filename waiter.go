@@ -106,9 +106,9 @@ func inBubble() bool {
 	return now == now.Round(0)
 }
 
-// startTimer arms the waiter's timer for d and returns its channel. Since
-// Go 1.23 a stopped or reset timer delivers no stale value, so a pooled
-// timer is safe to reuse.
+// startTimer arms the waiter's timer for d and returns its channel. wait
+// stops the timer and drains a value it may have left (pre-Go 1.23 timers,
+// GODEBUG=asynctimerchan=1), so a pooled timer is safe to reuse.
 func (w *waiter) startTimer(d time.Duration) <-chan time.Time {
 	if w.timer == nil {
 		w.timer = time.NewTimer(d)
