@@ -39,7 +39,7 @@ func (t *taskCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
 func (t *taskCtx) Done() <-chan struct{} { return (*core)(t).innerCtx().Done() }
 
 func (t *taskCtx) Err() error {
-	if t.ctxDone.Load() {
+	if t.ctxDone.Load() || t.state.Load() == stDone {
 		return context.Canceled
 	}
 	return nil
@@ -64,17 +64,19 @@ func (c *core) innerCtx() context.Context {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.inner == nil {
-		c.inner, c.innerStop = context.WithCancelCause(base)
-		if c.ctxDone.Load() {
-			cause := c.cause
+	x := c.extraLocked()
+	if x.inner == nil {
+		x.inner, x.innerStop = context.WithCancelCause(base)
+		if !c.watchLocked() || c.ctxDone.Load() {
+			// Ended or cancelled already; otherwise ending cancels it.
+			cause := x.cause
 			if cause == nil {
 				cause = context.Canceled
 			}
-			c.innerStop(cause)
+			x.innerStop(cause)
 		}
 	}
-	return c.inner
+	return x.inner
 }
 
 // cancelCtxLocked cancels the task's context with cause (nil: the function
@@ -86,7 +88,7 @@ func (c *core) cancelCtxLocked(cause error) {
 		return
 	}
 	c.ctxDone.Store(true)
-	if c.innerStop != nil {
-		c.innerStop(cause)
+	if c.x != nil && c.x.innerStop != nil {
+		c.x.innerStop(cause)
 	}
 }

@@ -129,7 +129,7 @@ func (c *coro) await(ctx context.Context, f *core) error {
 		}
 		gen := c.arm()
 		f.mu.Lock()
-		if f.isDone() {
+		if !f.watchLocked() {
 			f.mu.Unlock()
 			c.disarmOrPark(gen)
 			return nil

@@ -260,7 +260,7 @@ func (x *coro) drop() *core { return nil }
 
 // run runs the task inline on the dispatcher c.
 func (f *Future[T]) run(c *coro) bool {
-	if !f.start() {
+	if !f.claim() {
 		return true // ended before it started (Cancel); nothing to do
 	}
 	l := c.l
@@ -270,8 +270,8 @@ func (f *Future[T]) run(c *coro) bool {
 		l.running.Store(nil)
 		f.mu.Lock()
 		err := ErrLoopClosed
-		if f.state.Load() == stCancelling {
-			err = f.cause // a Cancel got there first
+		if f.state.Load()&stMask == stCancelling {
+			err = f.x.cause // a Cancel got there first
 		}
 		f.endLocked(err)
 		return true

@@ -28,36 +28,53 @@ type Future[T any] struct {
 	fn  func(context.Context) (T, error) // immutable; nil only in a zero Future or a Go(nil) future
 }
 
-// The states of a future. stPending → stRunning is a CAS by whoever starts
-// the function (the loop, Go's goroutine) or claims it to end it unrun
-// (Cancel, Close); every other change happens with core.mu held.
+// The states of a future, in the low bits of core.state.
 const (
 	stPending    uint32 = iota // accepted, not started
 	stRunning                  // started (running or suspended), or claimed to be ended unrun
-	stCancelling               // started, then cancelled; ends with cause when fn returns
-	stDone                     // ended; the outcome is set
+	stCancelling               // started, then cancelled; ends with the cause when fn returns
+	stDone                     // ended; the outcome is set. Always stored without flags.
+
+	stMask    uint32 = 3
+	stWatched uint32 = 4 // someone registered for the end (a waiter, a callback, Done, the context): ending takes mu
 )
 
-// core is the part of a future that does not depend on its type.
+// core is the part of a future that does not depend on its type. It is kept
+// small, because a submission allocates one: what only cancelled, watched
+// or called-back futures need lives in extra.
 type core struct {
-	state atomic.Uint32 // see the st… constants
-	loop  *Loop         // the loop that runs the task; nil for Go futures; immutable
+	state   atomic.Uint32 // st… | stWatched; see the methods below for who changes it
+	ctxDone atomic.Bool   // the task's context is cancelled; set with mu held
+	loop    *Loop         // the loop that runs the task; nil for Go futures; immutable
 
-	mu         sync.Mutex    // guards the fields below; may be held while taking Loop.mu, never the reverse
-	err        error         // the outcome's error; written once before state becomes stDone; read only after
-	cause      error         // why a started task was cancelled: ErrCancelled or ErrLoopClosed
-	cancelled  bool          // a Cancel succeeded
-	waiters    waitList      // goroutines and coroutines waiting for the end
-	callbacks  []func()      // done callbacks not yet run
-	inCallback bool          // callbacks are being run by the goroutine that ended the future…
-	cbG        uintptr       // …this one (its gid)
-	cbStarted  chan struct{} // made by an AddDoneCallback that waits; closed once every callback has started
-	done       chan struct{}
-	inner      context.Context         // made on demand; see taskCtx
-	innerStop  context.CancelCauseFunc // cancels inner
-	ctxDone    atomic.Bool             // the task's context is cancelled; set with mu held
+	mu      sync.Mutex // guards the fields below; may be held while taking Loop.mu, never the reverse
+	err     error      // the outcome's error; written once before state becomes stDone; read only after
+	waiters waitList   // goroutines and coroutines waiting for the end
+	x       *extra     // made by the first who needs it
 
 	co atomic.Pointer[coro] // the coroutine the task is suspended in, while it is
+}
+
+// extra is the part of a future that most futures never need. Guarded by
+// core.mu.
+type extra struct {
+	cause      error                   // why a started task was cancelled: ErrCancelled or ErrLoopClosed
+	cancelled  bool                    // a Cancel succeeded
+	callbacks  []func()                // done callbacks not yet started
+	inCallback bool                    // callbacks are being run by the goroutine that ended the future…
+	cbG        uintptr                 // …this one (its gid)
+	cbStarted  chan struct{}           // made by an AddDoneCallback that waits; closed once every callback has started
+	done       chan struct{}           // made by Done
+	inner      context.Context         // the real context behind taskCtx, made on demand
+	innerStop  context.CancelCauseFunc // cancels inner
+}
+
+// extraLocked returns c.x, making it. c.mu must be held.
+func (c *core) extraLocked() *extra {
+	if c.x == nil {
+		c.x = new(extra)
+	}
+	return c.x
 }
 
 // unusable reports whether f is nil or a zero Future, not made by Submit or
@@ -68,16 +85,42 @@ func (f *Future[T]) unusable() bool { return f == nil || f.fn == nil && !f.isDon
 // it returns true.
 func (c *core) isDone() bool { return c.state.Load() == stDone }
 
-// start moves a pending task to running; false if it was claimed (cancelled
-// or failed) before it could start.
-func (c *core) start() bool { return c.state.CompareAndSwap(stPending, stRunning) }
+// claim moves a pending task to running, keeping the flags: the loop (or
+// Go's goroutine) claims it to start it, Cancel and Close to end it unrun.
+// It returns false if someone else claimed it first.
+func (c *core) claim() bool {
+	for {
+		s := c.state.Load()
+		if s&stMask != stPending {
+			return false
+		}
+		if c.state.CompareAndSwap(s, s&^stMask|stRunning) {
+			return true
+		}
+	}
+}
+
+// watchLocked marks the future as watched, so that whoever ends it takes
+// c.mu and sees what was registered. It returns false if the future has
+// ended already. c.mu must be held.
+func (c *core) watchLocked() bool {
+	for {
+		s := c.state.Load()
+		if s == stDone {
+			return false
+		}
+		if s&stWatched != 0 || c.state.CompareAndSwap(s, s|stWatched) {
+			return true
+		}
+	}
+}
 
 // endUnstarted ends a task that never started with err, unless it had
 // started or ended already. It reports whether done callbacks are left for
 // the caller to run with runCallbacks.
 func (c *core) endUnstarted(err error) (callbacks bool) {
 	c.mu.Lock()
-	if !c.state.CompareAndSwap(stPending, stRunning) {
+	if !c.claim() {
 		c.mu.Unlock()
 		return false
 	}
@@ -90,31 +133,34 @@ func (c *core) endUnstarted(err error) (callbacks bool) {
 // in. It reports whether the future is, or will be, cancelled by a Cancel.
 func (c *core) cancel(cause error, byCancel bool) bool {
 	c.mu.Lock()
-	switch c.state.Load() {
-	case stPending:
-		if c.state.CompareAndSwap(stPending, stRunning) {
+	for {
+		s := c.state.Load()
+		switch s & stMask {
+		case stPending:
+			if !c.claim() {
+				continue // the loop started it meanwhile
+			}
 			c.loop.unqueue()
-			c.cancelled = byCancel
+			c.extraLocked().cancelled = byCancel
 			c.endLocked(cause)
 			return byCancel
+		case stRunning:
+			if !c.state.CompareAndSwap(s, s&^stMask|stCancelling) {
+				continue // it ended or was watched meanwhile
+			}
+			x := c.extraLocked()
+			x.cause, x.cancelled = cause, byCancel
+			c.cancelCtxLocked(cause)
+			if co := c.co.Load(); co != nil {
+				co.wakeArmed()
+			}
+			c.mu.Unlock()
+			return byCancel
+		default: // stCancelling, stDone
+			r := c.x != nil && c.x.cancelled
+			c.mu.Unlock()
+			return r
 		}
-		// The loop started it between the Load and the CAS.
-		c.mu.Unlock()
-		return c.cancel(cause, byCancel)
-	case stRunning:
-		c.state.Store(stCancelling)
-		c.cause = cause
-		c.cancelled = byCancel
-		c.cancelCtxLocked(cause)
-		if co := c.co.Load(); co != nil {
-			co.wakeArmed()
-		}
-		c.mu.Unlock()
-		return byCancel
-	default: // stCancelling, stDone
-		r := c.cancelled
-		c.mu.Unlock()
-		return r
 	}
 }
 
@@ -134,16 +180,15 @@ func (c *core) endLocked(err error) {
 func (c *core) finishLocked(err error) (callbacks bool) {
 	c.err = err
 	c.state.Store(stDone)
-	if !c.ctxDone.Load() {
-		c.cancelCtxLocked(nil) // release what was derived from the task's context
-	}
-	if c.done != nil {
-		close(c.done)
-	}
+	c.cancelCtxLocked(nil) // release what was derived from the task's context
 	c.waiters.wakeAll()
-	callbacks = len(c.callbacks) > 0
-	if callbacks {
-		c.inCallback, c.cbG = true, gid.Current()
+	if x := c.x; x != nil {
+		if x.done != nil {
+			close(x.done)
+		}
+		if callbacks = len(x.callbacks) > 0; callbacks {
+			x.inCallback, x.cbG = true, gid.Current()
+		}
 	}
 	c.mu.Unlock()
 	return callbacks
@@ -155,18 +200,19 @@ func (c *core) finishLocked(err error) (callbacks bool) {
 func (c *core) runCallbacks() {
 	for {
 		c.mu.Lock()
-		if len(c.callbacks) == 0 {
-			c.callbacks = nil
-			c.inCallback = false
+		x := c.x
+		if len(x.callbacks) == 0 {
+			x.callbacks = nil
+			x.inCallback = false
 			c.mu.Unlock()
 			return
 		}
-		cb := c.callbacks[0]
-		c.callbacks[0] = nil
-		c.callbacks = c.callbacks[1:]
-		if len(c.callbacks) == 0 && c.cbStarted != nil {
-			close(c.cbStarted)
-			c.cbStarted = nil
+		cb := x.callbacks[0]
+		x.callbacks[0] = nil
+		x.callbacks = x.callbacks[1:]
+		if len(x.callbacks) == 0 && x.cbStarted != nil {
+			close(x.cbStarted)
+			x.cbStarted = nil
 		}
 		c.mu.Unlock()
 		c.callSafely(cb)
@@ -227,7 +273,7 @@ func (c *core) wait(timeout time.Duration, ctx context.Context) error {
 	w := getWaiter()
 	defer putWaiter(w)
 	c.mu.Lock()
-	if c.isDone() {
+	if !c.watchLocked() {
 		c.mu.Unlock()
 		return nil
 	}
@@ -333,14 +379,15 @@ func (f *Future[T]) Done() <-chan struct{} {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.done == nil {
-		if f.isDone() {
-			f.done = closedChan
+	x := f.extraLocked()
+	if x.done == nil {
+		if f.watchLocked() {
+			x.done = make(chan struct{})
 		} else {
-			f.done = make(chan struct{})
+			x.done = closedChan
 		}
 	}
-	return f.done
+	return x.done
 }
 
 // AddDoneCallback arranges for fn to be called with the future once it has
@@ -365,20 +412,22 @@ func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) {
 		return
 	}
 	f.mu.Lock()
-	if !f.isDone() || f.inCallback && f.cbG == gid.Current() {
+	x := f.x
+	if f.watchLocked() || x != nil && x.inCallback && x.cbG == gid.Current() {
 		// Pending, or added by one of its own callbacks: runs after the rest.
-		f.callbacks = append(f.callbacks, func() { fn(f) })
+		x = f.extraLocked()
+		x.callbacks = append(x.callbacks, func() { fn(f) })
 		f.mu.Unlock()
 		return
 	}
-	for len(f.callbacks) > 0 {
+	for x != nil && len(x.callbacks) > 0 {
 		// Another goroutine has earlier callbacks still to start: wait
 		// until it has started them all, so that they start in the order
 		// added.
-		if f.cbStarted == nil {
-			f.cbStarted = make(chan struct{})
+		if x.cbStarted == nil {
+			x.cbStarted = make(chan struct{})
 		}
-		started := f.cbStarted
+		started := x.cbStarted
 		f.mu.Unlock()
 		<-started
 		f.mu.Lock()
@@ -412,17 +461,20 @@ func (f *Future[T]) Cancelled() bool {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.cancelled
+	return f.x != nil && f.x.cancelled
 }
 
 // complete ends a started future with what fn returned, or with the cause
 // if it was cancelled meanwhile. It runs the done callbacks.
 func (f *Future[T]) complete(v T, err error) {
+	f.val, f.err = v, err
+	if f.state.CompareAndSwap(stRunning, stDone) {
+		return // nobody watching, nothing cancelled: no lock to take
+	}
 	f.mu.Lock()
-	if f.state.Load() == stCancelling {
-		err = f.cause
-	} else {
-		f.val = v
+	if f.state.Load()&stMask == stCancelling {
+		var zero T
+		f.val, err = zero, f.x.cause
 	}
 	f.endLocked(err)
 }

@@ -50,7 +50,7 @@ func Go[T any](fn func(ctx context.Context) (T, error)) *Future[T] {
 		return f
 	}
 	go func() {
-		if !f.start() {
+		if !f.claim() {
 			return // cancelled before it started
 		}
 		v, err := f.call(ctxOf(&f.core))
