@@ -39,7 +39,20 @@ func (t *taskCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
 func (t *taskCtx) Done() <-chan struct{} { return (*core)(t).innerCtx().Done() }
 
 func (t *taskCtx) Err() error {
-	if t.ctxDone.Load() || t.state.Load() == stDone {
+	c := (*core)(t)
+	if c.state.Load()&stWatched != 0 {
+		// There may be a real context: agree with its Done channel.
+		c.mu.Lock()
+		var inner context.Context
+		if c.x != nil {
+			inner = c.x.inner
+		}
+		c.mu.Unlock()
+		if inner != nil {
+			return inner.Err()
+		}
+	}
+	if c.stopped() || c.state.Load() == stDone {
 		return context.Canceled
 	}
 	return nil
@@ -67,13 +80,16 @@ func (c *core) innerCtx() context.Context {
 	x := c.extraLocked()
 	if x.inner == nil {
 		x.inner, x.innerStop = context.WithCancelCause(base)
-		if !c.watchLocked() || c.ctxDone.Load() {
+		switch {
+		case !c.watchLocked() || c.ctxDone.Load():
 			// Ended or cancelled already; otherwise ending cancels it.
 			cause := x.cause
 			if cause == nil {
 				cause = context.Canceled
 			}
 			x.innerStop(cause)
+		case c.loop != nil && !c.loop.trackCtx(c):
+			c.cancelStartedLocked(ErrLoopClosed, false) // the loop is closed
 		}
 	}
 	return x.inner

@@ -124,7 +124,7 @@ func (c *coro) await(ctx context.Context, f *core) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if t.ctxDone.Load() {
+		if t.stopped() {
 			return context.Canceled
 		}
 		gen := c.arm()
@@ -161,7 +161,7 @@ func (c *coro) sleep(ctx context.Context, d time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if t.ctxDone.Load() {
+	if t.stopped() {
 		return context.Canceled
 	}
 	l := c.l
@@ -192,7 +192,7 @@ func (c *coro) sleep(ctx context.Context, d time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if t.ctxDone.Load() {
+	if t.stopped() {
 		return context.Canceled
 	}
 	return nil
@@ -244,13 +244,13 @@ func (c *coro) disarmOrPark(gen uint64) {
 // park suspends c's task until its resumption runs. A cancellation that
 // came before the task was armed is caught here: Cancel sets ctxDone before
 // it looks for the coroutine, and arm published the coroutine before this
-// load, so one of the two sees the other.
+// load, so one of the two sees the other. A Close that comes later is the
+// loop's to handle (beginClose wakes every suspended task).
 func (c *coro) park(gen uint64) {
 	t, l := c.task, c.l
-	if t.ctxDone.Load() {
+	if t.stopped() {
 		c.wake(gen)
 	}
-	l.running.Store(nil)
 	l.suspended.add(c)
 	c.resumed = true
 	c.yield(struct{}{}) // to the Run goroutine or the dispatcher that resumed us

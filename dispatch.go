@@ -231,12 +231,6 @@ func (l *Loop) callback(fn func()) {
 // run resumes x's suspended task; it is called on the dispatcher d.
 func (x *coro) run(d *coro) bool {
 	l := d.l
-	l.running.Store(x.task)
-	if l.state.Load() == int32(StateClosed) {
-		// Close may have read running before the store above, and the task
-		// has left the suspended list that beginClose cancels.
-		x.task.cancel(ErrLoopClosed, false)
-	}
 	x.next() // x runs until its task suspends again or ends
 	l.switched(d)
 	if x.clean {
@@ -265,22 +259,18 @@ func (f *Future[T]) run(c *coro) bool {
 	}
 	l := c.l
 	l.unqueue()
-	l.running.Store(&f.core)
 	if l.closing || l.state.Load() == int32(StateClosed) {
-		l.running.Store(nil)
-		f.mu.Lock()
-		err := ErrLoopClosed
-		if f.state.Load()&stMask == stCancelling {
-			err = f.x.cause // a Cancel got there first
-		}
-		f.endLocked(err)
+		f.endClosed()
 		return true
 	}
 	c.task = &f.core
 	v, err := f.call(ctxOf(&f.core))
 	c.task = nil
-	l.running.Store(nil)
-	f.complete(v, err)
+	if l.state.Load() == int32(StateClosed) {
+		f.endClosed() // a started task that Close caught ends with ErrLoopClosed
+	} else {
+		f.complete(v, err)
+	}
 	if c.resumed {
 		// c was resumed by a dispatcher, which is waiting for c to
 		// yield; c's dispatch loop resumes when the pool hands it out.
@@ -292,6 +282,17 @@ func (f *Future[T]) run(c *coro) bool {
 		l.switched(c)
 	}
 	return true
+}
+
+// endClosed ends a claimed task with ErrLoopClosed, or ErrCancelled if a
+// Cancel came first.
+func (f *Future[T]) endClosed() {
+	f.mu.Lock()
+	err := ErrLoopClosed
+	if f.state.Load()&stMask == stCancelling {
+		err = f.x.cause
+	}
+	f.endLocked(err)
 }
 
 // drop fails a task the loop will never start, leaving its done callbacks

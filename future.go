@@ -67,6 +67,8 @@ type extra struct {
 	done       chan struct{}           // made by Done
 	inner      context.Context         // the real context behind taskCtx, made on demand
 	innerStop  context.CancelCauseFunc // cancels inner
+	tracked    bool                    // in the loop's list of tasks with a real context (Loop.ctxs)…
+	prev, next *core                   // …its links there, guarded by Loop.mu
 }
 
 // extraLocked returns c.x, making it. c.mu must be held.
@@ -145,14 +147,8 @@ func (c *core) cancel(cause error, byCancel bool) bool {
 			c.endLocked(cause)
 			return byCancel
 		case stRunning:
-			if !c.state.CompareAndSwap(s, s&^stMask|stCancelling) {
+			if !c.cancelStartedLocked(cause, byCancel) {
 				continue // it ended or was watched meanwhile
-			}
-			x := c.extraLocked()
-			x.cause, x.cancelled = cause, byCancel
-			c.cancelCtxLocked(cause)
-			if co := c.co.Load(); co != nil {
-				co.wakeArmed()
 			}
 			c.mu.Unlock()
 			return byCancel
@@ -162,6 +158,32 @@ func (c *core) cancel(cause error, byCancel bool) bool {
 			return r
 		}
 	}
+}
+
+// cancelStartedLocked cancels a started task: it cancels its context and
+// wakes the coroutine it is suspended in; the future ends with cause when
+// the function returns. It returns false if the state changed under it
+// (the task ended, or someone watched it): look again. c.mu must be held.
+func (c *core) cancelStartedLocked(cause error, byCancel bool) bool {
+	s := c.state.Load()
+	if s&stMask != stRunning || !c.state.CompareAndSwap(s, s&^stMask|stCancelling) {
+		return false
+	}
+	x := c.extraLocked()
+	x.cause, x.cancelled = cause, byCancel
+	c.cancelCtxLocked(cause)
+	if co := c.co.Load(); co != nil {
+		co.wakeArmed()
+	}
+	return true
+}
+
+// stopped reports whether a started task should stop: it was cancelled, or
+// its loop is closed. Close does not reach into the running task: its
+// context reads the loop's state when asked (Err, Await, Sleep), and Close
+// cancels the real contexts made behind task contexts (see Loop.ctxs).
+func (c *core) stopped() bool {
+	return c.ctxDone.Load() || c.loop != nil && c.loop.state.Load() == int32(StateClosed)
 }
 
 // endLocked ends the future with finishLocked, then runs the done
@@ -183,6 +205,9 @@ func (c *core) finishLocked(err error) (callbacks bool) {
 	c.cancelCtxLocked(nil) // release what was derived from the task's context
 	c.waiters.wakeAll()
 	if x := c.x; x != nil {
+		if x.tracked {
+			c.loop.untrackCtx(c)
+		}
 		if x.done != nil {
 			close(x.done)
 		}

@@ -42,8 +42,8 @@ type Loop struct {
 	done    chan struct{} // closed once the loop has exited and all its work has ended
 	waiting atomic.Int64  // queued and not started, counted only when bounded
 
-	curG    atomic.Uintptr       // the goroutine running loop work now, 0 when none
-	running atomic.Pointer[core] // the task running now, for Close to cancel
+	curG atomic.Uintptr // the goroutine running loop work now, 0 when none
+	ctxs *core          // started tasks with a real context, for Close to cancel; guarded by mu
 
 	// Owned by loop work (one goroutine at a time, handed over by coroutine
 	// switches):
@@ -252,12 +252,15 @@ func (l *Loop) closeAsync() {
 		queue, l.queue = l.queue, nil
 		l.dropTimersLocked()
 	}
+	var ctxs []*core
+	for t := l.ctxs; t != nil; t = t.x.next {
+		ctxs = append(ctxs, t)
+	}
 	l.mu.Unlock()
 
-	// The loop stores running before it reads the state, and we stored the
-	// state before reading running: either it sees closed and does not start
-	// the task, or we see the task and cancel it.
-	if t := l.running.Load(); t != nil {
+	// Started tasks see the closed state when their context is asked;
+	// those with a real context behind it need it cancelled.
+	for _, t := range ctxs {
 		t.cancel(ErrLoopClosed, false)
 	}
 	if !ran {
@@ -372,6 +375,40 @@ func (l *Loop) enqueue(it item) error {
 	l.signalLocked()
 	l.mu.Unlock()
 	return nil
+}
+
+// trackCtx adds a started task whose context now has a real context behind
+// it to the list Close cancels, and reports true; on a closed loop it adds
+// nothing and reports false. t.mu must be held (t.mu before l.mu).
+func (l *Loop) trackCtx(t *core) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.state.Load() == int32(StateClosed) {
+		return false
+	}
+	x := t.x
+	x.tracked, x.prev, x.next = true, nil, l.ctxs
+	if l.ctxs != nil {
+		l.ctxs.x.prev = t
+	}
+	l.ctxs = t
+	return true
+}
+
+// untrackCtx removes an ended task from the list. t.mu must be held.
+func (l *Loop) untrackCtx(t *core) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	x := t.x
+	if x.prev != nil {
+		x.prev.x.next = x.next
+	} else {
+		l.ctxs = x.next
+	}
+	if x.next != nil {
+		x.next.x.prev = x.prev
+	}
+	x.tracked, x.prev, x.next = false, nil, nil
 }
 
 // post queues a resumption of accepted work. It is never refused: the loop

@@ -238,6 +238,47 @@ func TestClose(t *testing.T) {
 		assert.ErrorIs(t, err, eventloop.ErrLoopClosed)
 	})
 
+	t.Run("a started task's context reports the close however it is asked", func(t *testing.T) {
+		l := eventloop.New()
+		require.NoError(t, l.Start())
+		type seen struct {
+			err, cause, lateCause error
+			doneBefore, doneAfter bool
+		}
+		running := make(chan struct{})
+		out := make(chan seen, 1)
+		f, err := eventloop.Submit(l, func(ctx context.Context) (int, error) {
+			early := ctx.Done() // a real context made before Close
+			derived, cancel := context.WithCancel(ctx)
+			defer cancel()
+			close(running)
+			<-derived.Done() // only Close ends this
+			var s seen
+			s.err = ctx.Err()
+			s.doneBefore = isClosed(early)
+			s.cause = context.Cause(derived)
+			late := ctx.Value("anything") // asking again after Close
+			_ = late
+			s.doneAfter = isClosed(ctx.Done())
+			s.lateCause = context.Cause(ctx)
+			out <- s
+			return 1, nil
+		})
+		require.NoError(t, err)
+		<-running
+		closeReturned := make(chan error, 1)
+		go func() { closeReturned <- l.Close() }()
+		s := recv(t, out)
+		assert.ErrorIs(t, s.err, context.Canceled, "Err")
+		assert.True(t, s.doneBefore, "Done channels made before Close are closed")
+		assert.ErrorIs(t, s.cause, eventloop.ErrLoopClosed, "the cause reaches derived contexts")
+		assert.True(t, s.doneAfter, "a Done asked for after Close is closed")
+		assert.ErrorIs(t, s.lateCause, eventloop.ErrLoopClosed)
+		assert.NoError(t, recv(t, closeReturned))
+		_, err = f.Result(0)
+		assert.ErrorIs(t, err, eventloop.ErrLoopClosed)
+	})
+
 	t.Run("a loop that never ran closes the same way", func(t *testing.T) {
 		l := eventloop.New()
 		f, err := eventloop.Submit(l, value(1))
