@@ -183,11 +183,18 @@ func (l *Loop) refill() bool {
 		l.idle = true
 		var timerC <-chan time.Time
 		if len(l.heap) > 0 {
-			d := time.Until(l.heap[0].when)
-			if l.sleep == nil {
-				l.sleep = time.NewTimer(d)
-			} else {
-				l.sleep.Reset(d)
+			// Re-arm only when the earliest deadline changed: arming a
+			// timer on every idle wait made each wake-up dearer while any
+			// timer or Sleep was pending. A timer armed for a deadline that
+			// went away just wakes the loop once for nothing.
+			if when := l.heap[0].when; !when.Equal(l.sleepAt) {
+				d := time.Until(when)
+				if l.sleep == nil {
+					l.sleep = time.NewTimer(d)
+				} else {
+					l.sleep.Reset(d)
+				}
+				l.sleepAt = when
 			}
 			timerC = l.sleep.C
 		}
@@ -195,9 +202,7 @@ func (l *Loop) refill() bool {
 		select {
 		case <-l.wake:
 		case <-timerC:
-		}
-		if timerC != nil {
-			l.sleep.Stop()
+			l.sleepAt = time.Time{} // it fired: armed for nothing now
 		}
 		l.mu.Lock()
 		l.idle = false

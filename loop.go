@@ -53,7 +53,8 @@ type Loop struct {
 	pool      []*coro     // coroutines free to dispatch
 	suspended coroList    // coroutines whose task is suspended
 	closing   bool        // Close was seen: started work is cancelled, the rest is failed
-	sleep     *time.Timer // wakes the idle loop at the next timer's deadline
+	sleep     *time.Timer // wakes the idle loop at the next timer's deadline…
+	sleepAt   time.Time   // …this one, or zero when it is not armed
 }
 
 // item is one piece of queued work: a plain callback (fn) or anything else
