@@ -199,10 +199,14 @@ func (l *Loop) refill() bool {
 			timerC = l.sleep.C
 		}
 		l.mu.Unlock()
-		select {
-		case <-l.wake:
-		case <-timerC:
-			l.sleepAt = time.Time{} // it fired: armed for nothing now
+		if timerC == nil {
+			<-l.wake // a plain receive costs much less than a select
+		} else {
+			select {
+			case <-l.wake:
+			case <-timerC:
+				l.sleepAt = time.Time{} // it fired: armed for nothing now
+			}
 		}
 		l.mu.Lock()
 		l.idle = false

@@ -45,6 +45,7 @@ const (
 type core struct {
 	state   atomic.Uint32 // st… | stWatched; see the methods below for who changes it
 	ctxDone atomic.Bool   // the task's context is cancelled; set with mu held
+	bubbled bool          // made in a testing/synctest bubble; immutable
 	loop    *Loop         // the loop that runs the task; nil for Go futures; immutable
 
 	mu      sync.Mutex // guards the fields below; may be held while taking Loop.mu, never the reverse
@@ -295,7 +296,7 @@ func (c *core) wait(timeout time.Duration, ctx context.Context) error {
 		}
 		ctxDone = ctx.Done()
 	}
-	w := getWaiter()
+	w := getWaiter(c.bubbled)
 	defer putWaiter(w)
 	c.mu.Lock()
 	if !c.watchLocked() {
@@ -305,33 +306,47 @@ func (c *core) wait(timeout time.Duration, ctx context.Context) error {
 	c.waiters.push(&w.node)
 	c.mu.Unlock()
 
+	// The timeout: a pooled waiter uses the shared deadlines, which wake it
+	// through the same channel as the future; one made in a synctest bubble
+	// uses a timer of its own (it is never reused).
 	var timerC <-chan time.Time
+	shared := false
 	if ctx == nil {
-		timerC = w.startTimer(timeout)
+		if w.pooled {
+			addDeadline(w, time.Now().Add(timeout))
+			shared = true
+		} else {
+			t := time.NewTimer(timeout)
+			defer t.Stop()
+			timerC = t.C
+		}
 	}
-	woken := false
-	select {
-	case <-w.node.ch:
-		woken = true
-	case <-timerC:
-	case <-ctxDone:
-	}
-	if timerC != nil && !w.timer.Stop() {
-		// It fired. With GODEBUG=asynctimerchan=1 (pre-1.23 timers) the
-		// value may still be in the channel; drain it so that the pooled
-		// timer does not time out the next wait at once.
+	received := 0
+	if timerC == nil && ctxDone == nil {
+		<-w.node.ch // a plain receive costs much less than a select
+		received = 1
+	} else {
 		select {
-		case <-w.timer.C:
-		default:
+		case <-w.node.ch:
+			received = 1
+		case <-timerC:
+		case <-ctxDone:
 		}
 	}
-	if !woken {
-		c.mu.Lock()
-		removed := c.waiters.remove(&w.node)
-		c.mu.Unlock()
-		if !removed {
-			<-w.node.ch // woken under c.mu before we took it: the token is there
-		}
+	// Take every token sent for this wait, so that the channel is empty
+	// when the waiter is next used. Both senders send while holding the
+	// lock we take here, so their tokens are in the channel already.
+	sent := 0
+	c.mu.Lock()
+	if !c.waiters.remove(&w.node) {
+		sent++ // the future ended and woke us
+	}
+	c.mu.Unlock()
+	if shared && !removeDeadline(w) {
+		sent++ // the deadline passed
+	}
+	for ; received < sent; received++ {
+		<-w.node.ch
 	}
 	if c.isDone() {
 		return nil

@@ -28,6 +28,7 @@ import (
 type Loop struct {
 	opts    options
 	bounded bool // opts.capacity > 0; immutable
+	bubbled bool // made in a testing/synctest bubble; immutable
 
 	state atomic.Int32    // a State; written with mu held, read anywhere
 	mu    sync.Mutex      // guards the fields below up to the blank line
@@ -87,6 +88,7 @@ func New(opts ...Option) *Loop {
 	return &Loop{
 		opts:    o,
 		bounded: o.capacity > 0,
+		bubbled: inBubble(),
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}

@@ -26,7 +26,7 @@ func Submit[T any](l *Loop, fn func(ctx context.Context) (T, error)) (*Future[T]
 		return nil, errNilFunc
 	}
 	f := &Future[T]{fn: fn}
-	f.loop = l
+	f.loop, f.bubbled = l, l.bubbled
 	if err := l.enqueue(item{r: f}); err != nil {
 		return nil, err
 	}
@@ -44,6 +44,7 @@ func Submit[T any](l *Loop, fn func(ctx context.Context) (T, error)) (*Future[T]
 // ended with an ErrInvalidArgument error.
 func Go[T any](fn func(ctx context.Context) (T, error)) *Future[T] {
 	f := &Future[T]{fn: fn}
+	f.bubbled = inBubble()
 	if fn == nil {
 		f.fn = func(context.Context) (T, error) { var zero T; return zero, errNilFunc }
 		f.endUnstarted(errNilFunc) // no callbacks yet

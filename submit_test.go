@@ -143,6 +143,38 @@ func TestResultWaiting(t *testing.T) {
 		assert.False(t, isClosed(f.Done()))
 	})
 
+	t.Run("timeouts end in deadline order, whatever order they started in", func(t *testing.T) {
+		// All Result timeouts share one timer armed for the earliest
+		// deadline: a short timeout that starts after long ones must still
+		// end on time, and the long ones must not end with it.
+		release := newGate()
+		f, err := eventloop.Submit(started(t), blocker(nil, release, 1)) // a loop of its own: l is busy
+		require.NoError(t, err)
+		long1 := make(chan error, 1)
+		go func() { _, err := f.Result(time.Hour); long1 <- err }()
+		start := time.Now()
+		_, err = f.Result(20 * time.Millisecond)
+		assert.ErrorIs(t, err, eventloop.ErrTimeout)
+		assert.Less(t, time.Since(start), long, "the short timeout ended on time")
+		select {
+		case err := <-long1:
+			t.Fatalf("a Result(time.Hour) ended early: %v", err)
+		default:
+		}
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := f.Result(time.Duration(20-i) * time.Millisecond)
+				assert.ErrorIs(t, err, eventloop.ErrTimeout)
+			}()
+		}
+		wg.Wait()
+		release.open()
+		assert.NoError(t, recv(t, long1), "the long wait sees the outcome")
+	})
+
 	t.Run("timeout <= 0 does not wait", func(t *testing.T) {
 		for _, d := range []time.Duration{0, -time.Hour} {
 			_, err := f.Result(d)

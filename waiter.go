@@ -1,6 +1,7 @@
 package eventloop
 
 import (
+	"container/heap"
 	"sync"
 	"time"
 )
@@ -67,29 +68,37 @@ func (l *waitList) wakeAll() {
 	l.head, l.tail = nil, nil
 }
 
-// waiter is what a goroutine blocked in Result or Wait waits on. Waiters and
-// their timers are pooled: a pending Result(timeout) allocates nothing in
-// the steady state.
+// waiter is what a goroutine blocked in Result or Wait waits on: its channel
+// receives one token from the goroutine that ends the future and one from
+// the shared deadlines when the timeout passes, so it holds two. Waiters are
+// pooled: a pending Result(timeout) allocates nothing in the steady state.
 type waiter struct {
 	node   waitNode
-	timer  *time.Timer // made on first use, stopped when idle
-	pooled bool        // made outside any synctest bubble: may go back to the pool
+	when   time.Time // the deadline, while in deadlines.heap
+	index  int       // position in deadlines.heap, -1 when not in it
+	pooled bool      // made outside any synctest bubble: may go back to the pool
 }
 
 var waiterPool sync.Pool
 
-// getWaiter returns a waiter for the calling goroutine. In a testing/synctest
-// bubble it makes a new one and never pools it: a channel or timer made in a
-// bubble is fatal to use outside it, and one made outside would not let the
-// bubble's clock advance.
-func getWaiter() *waiter {
-	if inBubble() {
-		return &waiter{node: waitNode{ch: make(chan struct{}, 1)}}
+func newWaiter(pooled bool) *waiter {
+	return &waiter{node: waitNode{ch: make(chan struct{}, 2)}, index: -1, pooled: pooled}
+}
+
+// getWaiter returns a waiter for a future. For a future made in a
+// testing/synctest bubble (whose waiters are in the bubble too) it makes a
+// new one and never pools it: a channel made in a bubble is fatal to use
+// outside it, and one made outside would not let the bubble's clock advance.
+// A pooled waiter is never made in a bubble either. Asking the future rather
+// than the caller spares every wait a clock reading.
+func getWaiter(bubbled bool) *waiter {
+	if bubbled {
+		return newWaiter(false)
 	}
 	if w, ok := waiterPool.Get().(*waiter); ok {
 		return w
 	}
-	return &waiter{node: waitNode{ch: make(chan struct{}, 1)}, pooled: true}
+	return newWaiter(!inBubble())
 }
 
 func putWaiter(w *waiter) {
@@ -106,14 +115,89 @@ func inBubble() bool {
 	return now == now.Round(0)
 }
 
-// startTimer arms the waiter's timer for d and returns its channel. wait
-// stops the timer and drains a value it may have left (pre-Go 1.23 timers,
-// GODEBUG=asynctimerchan=1), so a pooled timer is safe to reuse.
-func (w *waiter) startTimer(d time.Duration) <-chan time.Time {
-	if w.timer == nil {
-		w.timer = time.NewTimer(d)
-	} else {
-		w.timer.Reset(d)
+// deadlines wakes goroutines blocked in Result when their timeout passes.
+// One time.AfterFunc timer serves every waiter of the process: it is armed
+// for the earliest deadline and re-armed only when an earlier one arrives or
+// it fires. A Result whose future ends in time thus costs a heap push and a
+// remove under one mutex, where arming and stopping a timer of its own cost
+// more than the whole round trip (bench/, RoundTrip).
+var deadlines struct {
+	mu    sync.Mutex
+	heap  deadlineHeap
+	timer *time.Timer // runs fireDeadlines; made on first use
+	at    time.Time   // what timer is armed for; zero when it is not
+}
+
+// addDeadline arranges for w to receive a token at when, unless removed
+// first.
+func addDeadline(w *waiter, when time.Time) {
+	deadlines.mu.Lock()
+	defer deadlines.mu.Unlock()
+	w.when = when
+	heap.Push(&deadlines.heap, w)
+	if deadlines.at.IsZero() || when.Before(deadlines.at) {
+		d := time.Until(when)
+		if deadlines.timer == nil {
+			deadlines.timer = time.AfterFunc(d, fireDeadlines)
+		} else {
+			deadlines.timer.Reset(d)
+		}
+		deadlines.at = when
 	}
-	return w.timer.C
+}
+
+// removeDeadline takes w out of the deadlines and reports whether it was
+// still there; false means its deadline passed and it was sent a token.
+// The timer stays armed: if it fires for nothing, it re-arms.
+func removeDeadline(w *waiter) bool {
+	deadlines.mu.Lock()
+	defer deadlines.mu.Unlock()
+	if w.index < 0 {
+		return false
+	}
+	heap.Remove(&deadlines.heap, w.index)
+	return true
+}
+
+// fireDeadlines wakes the waiters whose deadline has passed and re-arms the
+// timer for the next one. It runs on the timer's goroutine.
+func fireDeadlines() {
+	deadlines.mu.Lock()
+	defer deadlines.mu.Unlock()
+	now := time.Now()
+	h := &deadlines.heap
+	for len(*h) > 0 && !(*h)[0].when.After(now) {
+		w := heap.Pop(h).(*waiter)
+		w.node.ch <- struct{}{} // never blocks: room for two tokens
+	}
+	deadlines.at = time.Time{}
+	if len(*h) > 0 {
+		deadlines.at = (*h)[0].when
+		deadlines.timer.Reset(time.Until(deadlines.at))
+	}
+}
+
+// deadlineHeap orders waiters by deadline. It implements heap.Interface;
+// use it with deadlines.mu held.
+type deadlineHeap []*waiter
+
+func (h deadlineHeap) Len() int           { return len(h) }
+func (h deadlineHeap) Less(i, j int) bool { return h[i].when.Before(h[j].when) }
+func (h deadlineHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *deadlineHeap) Push(x any) {
+	w := x.(*waiter)
+	w.index = len(*h)
+	*h = append(*h, w)
+}
+func (h *deadlineHeap) Pop() any {
+	old := *h
+	n := len(old) - 1
+	w := old[n]
+	old[n] = nil
+	w.index = -1
+	*h = old[:n]
+	return w
 }
