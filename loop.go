@@ -26,25 +26,32 @@ import (
 // coroutine switch: coroutines are pooled and the loop dispatches from
 // inside one, so a switch happens only when work suspends or resumes.
 type Loop struct {
+	// The fields are grouped by who writes them, each group on cache lines
+	// of its own: the loop reads state between every two pieces of work,
+	// and producers write mu and queue on every submission; sharing a line
+	// made each of those reads a miss.
+
+	// Set by New; state changes only on lifecycle transitions.
 	opts    options
-	bounded bool // opts.capacity > 0; immutable
-	bubbled bool // made in a testing/synctest bubble; immutable
-
-	state atomic.Int32    // a State; written with mu held, read anywhere
-	mu    sync.Mutex      // guards the fields below up to the blank line
-	queue []item          // accepted work not yet taken by the loop
-	heap  timerHeap       // CallLater timers and sleeping coroutines
-	seq   uint64          // creation order of timers, to break deadline ties
-	idle  bool            // the loop is waiting on wake; a producer must signal
-	ran   bool            // Run or Start has begun (a loop runs once)
-	base  context.Context // values for task contexts: Run's ctx without its cancellation
-
+	bounded bool          // opts.capacity > 0
+	bubbled bool          // made in a testing/synctest bubble
+	state   atomic.Int32  // a State; written with mu held, read anywhere
 	wake    chan struct{} // buffered(1); a token means "look at the queue again"
 	done    chan struct{} // closed once the loop has exited and all its work has ended
-	waiting atomic.Int64  // queued and not started, counted only when bounded
+	_       cacheLinePad
+
+	mu      sync.Mutex      // guards the fields below up to waiting
+	queue   []item          // accepted work not yet taken by the loop
+	idle    bool            // the loop is waiting on wake; a producer must signal
+	ran     bool            // Run or Start has begun (a loop runs once)
+	heap    timerHeap       // CallLater timers and sleeping coroutines
+	seq     uint64          // creation order of timers, to break deadline ties
+	base    context.Context // values for task contexts: Run's ctx without its cancellation
+	ctxs    *core           // started tasks with a real context, for Close to cancel
+	waiting atomic.Int64    // queued and not started, counted only when bounded
+	_       cacheLinePad
 
 	curG atomic.Uintptr // the goroutine running loop work now, 0 when none
-	ctxs *core          // started tasks with a real context, for Close to cancel; guarded by mu
 
 	// Owned by loop work (one goroutine at a time, handed over by coroutine
 	// switches):
@@ -57,6 +64,10 @@ type Loop struct {
 	sleep     *time.Timer // wakes the idle loop at the next timer's deadline…
 	sleepAt   time.Time   // …this one, or zero when it is not armed
 }
+
+// cacheLinePad keeps the fields around it on different cache lines (two
+// lines: adjacent-line prefetch pairs them on many CPUs).
+type cacheLinePad [128]byte
 
 // item is one piece of queued work: a plain callback (fn) or anything else
 // the loop runs (r): a task, a due timer, a coroutine to resume.
