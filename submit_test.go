@@ -476,6 +476,13 @@ func TestAllocations(t *testing.T) {
 	assert.Zero(t, testing.AllocsPerRun(100, func() { _, _ = f.Wait(context.Background()) }), "Wait on an ended future")
 
 	l := started(t)
+	release := newGate()
+	defer release.open()
+	pending, err := eventloop.Submit(l, blocker(nil, release, 1))
+	require.NoError(t, err)
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _, _ = pending.Result(time.Microsecond) }),
+		"Result on a pending future that times out: waiters and deadlines are pooled")
+
 	require.NoError(t, l.CallSoon(func() {})) // grow the queue once
 	assert.LessOrEqual(t, testing.AllocsPerRun(1000, func() { _ = l.CallSoon(func() {}) }), 0.1, "CallSoon, amortised")
 }
