@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// timerEntry is a deadline in the loop's timer heap: a CallLater timer (t)
-// or a sleeping coroutine (co, armed for gen). Guarded by Loop.mu.
+// timerEntry is a deadline in a timer heap: in a loop's, a CallLater timer
+// (t) or a sleeping coroutine (co, armed for gen), guarded by Loop.mu; in
+// the shared deadlines of Result, a waiter (w), guarded by deadlines.mu.
 type timerEntry struct {
 	when  time.Time
 	seq   uint64 // creation order: ties fire in the order created
@@ -14,10 +15,11 @@ type timerEntry struct {
 	t     *Timer
 	co    *coro
 	gen   uint64
+	w     *waiter
 }
 
 // timerHeap orders entries by deadline, then creation. It implements
-// heap.Interface; use it with Loop.mu held.
+// heap.Interface; use it with the lock that guards it held.
 type timerHeap []*timerEntry
 
 func (h timerHeap) Len() int { return len(h) }

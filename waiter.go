@@ -73,16 +73,17 @@ func (l *waitList) wakeAll() {
 // the shared deadlines when the timeout passes, so it holds two. Waiters are
 // pooled: a pending Result(timeout) allocates nothing in the steady state.
 type waiter struct {
-	node   waitNode
-	when   time.Time // the deadline, while in deadlines.heap
-	index  int       // position in deadlines.heap, -1 when not in it
-	pooled bool      // made outside any synctest bubble: may go back to the pool
+	node     waitNode
+	deadline timerEntry // its place in deadlines.heap (index -1 when not in it)
+	pooled   bool       // made outside any synctest bubble: may go back to the pool
 }
 
 var waiterPool sync.Pool
 
 func newWaiter(pooled bool) *waiter {
-	return &waiter{node: waitNode{ch: make(chan struct{}, 2)}, index: -1, pooled: pooled}
+	w := &waiter{node: waitNode{ch: make(chan struct{}, 2)}, pooled: pooled}
+	w.deadline.w, w.deadline.index = w, -1
+	return w
 }
 
 // getWaiter returns a waiter for a future. For a future made in a
@@ -123,7 +124,7 @@ func inBubble() bool {
 // more than the whole round trip (bench/, RoundTrip).
 var deadlines struct {
 	mu    sync.Mutex
-	heap  deadlineHeap
+	heap  timerHeap   // entries of waiters only
 	timer *time.Timer // runs fireDeadlines; made on first use
 	at    time.Time   // what timer is armed for; zero when it is not
 }
@@ -133,8 +134,8 @@ var deadlines struct {
 func addDeadline(w *waiter, when time.Time) {
 	deadlines.mu.Lock()
 	defer deadlines.mu.Unlock()
-	w.when = when
-	heap.Push(&deadlines.heap, w)
+	w.deadline.when = when
+	heap.Push(&deadlines.heap, &w.deadline)
 	if deadlines.at.IsZero() || when.Before(deadlines.at) {
 		d := time.Until(when)
 		if deadlines.timer == nil {
@@ -152,10 +153,10 @@ func addDeadline(w *waiter, when time.Time) {
 func removeDeadline(w *waiter) bool {
 	deadlines.mu.Lock()
 	defer deadlines.mu.Unlock()
-	if w.index < 0 {
+	if w.deadline.index < 0 {
 		return false
 	}
-	heap.Remove(&deadlines.heap, w.index)
+	heap.Remove(&deadlines.heap, w.deadline.index)
 	return true
 }
 
@@ -167,37 +168,12 @@ func fireDeadlines() {
 	now := time.Now()
 	h := &deadlines.heap
 	for len(*h) > 0 && !(*h)[0].when.After(now) {
-		w := heap.Pop(h).(*waiter)
-		w.node.ch <- struct{}{} // never blocks: room for two tokens
+		e := heap.Pop(h).(*timerEntry)
+		e.w.node.ch <- struct{}{} // never blocks: room for two tokens
 	}
 	deadlines.at = time.Time{}
 	if len(*h) > 0 {
 		deadlines.at = (*h)[0].when
 		deadlines.timer.Reset(time.Until(deadlines.at))
 	}
-}
-
-// deadlineHeap orders waiters by deadline. It implements heap.Interface;
-// use it with deadlines.mu held.
-type deadlineHeap []*waiter
-
-func (h deadlineHeap) Len() int           { return len(h) }
-func (h deadlineHeap) Less(i, j int) bool { return h[i].when.Before(h[j].when) }
-func (h deadlineHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-func (h *deadlineHeap) Push(x any) {
-	w := x.(*waiter)
-	w.index = len(*h)
-	*h = append(*h, w)
-}
-func (h *deadlineHeap) Pop() any {
-	old := *h
-	n := len(old) - 1
-	w := old[n]
-	old[n] = nil
-	w.index = -1
-	*h = old[:n]
-	return w
 }
