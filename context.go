@@ -44,7 +44,8 @@ func (t *taskCtx) Err() error {
 		// There may be a real context: agree with its Done channel.
 		c.mu.Lock()
 		var inner context.Context
-		if c.x != nil {
+		if c.x != nil && c.x.inner != nil {
+			c.catchUpWithCloseLocked()
 			inner = c.x.inner
 		}
 		c.mu.Unlock()
@@ -78,7 +79,9 @@ func (c *core) innerCtx() context.Context {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	x := c.extraLocked()
-	if x.inner == nil {
+	if x.inner != nil {
+		c.catchUpWithCloseLocked()
+	} else {
 		x.inner, x.innerStop = context.WithCancelCause(base)
 		switch {
 		case !c.watchLocked() || c.ctxDone.Load():
@@ -95,6 +98,16 @@ func (c *core) innerCtx() context.Context {
 	return x.inner
 }
 
+// catchUpWithCloseLocked cancels the task with ErrLoopClosed if its loop
+// has closed and Close has not got to it yet, so that whoever asks the
+// task's context after the close sees it cancelled, Err and Done alike.
+// c.mu must be held.
+func (c *core) catchUpWithCloseLocked() {
+	if c.loop != nil && !c.ctxDone.Load() && c.loop.state.Load() == int32(StateClosed) {
+		c.cancelStartedLocked(ErrLoopClosed, false)
+	}
+}
+
 // cancelCtxLocked cancels the task's context with cause (nil: the function
 // returned). c.mu must be held. Cancelling the real context, if any, calls
 // no user code synchronously: context.AfterFunc runs its functions on
@@ -103,8 +116,8 @@ func (c *core) cancelCtxLocked(cause error) {
 	if c.ctxDone.Load() {
 		return
 	}
-	c.ctxDone.Store(true)
 	if c.x != nil && c.x.innerStop != nil {
-		c.x.innerStop(cause)
+		c.x.innerStop(cause) // before ctxDone: Err must not run ahead of Done
 	}
+	c.ctxDone.Store(true)
 }

@@ -135,6 +135,11 @@ func (c *core) endUnstarted(err error) (callbacks bool) {
 // else by cancelling its context and waking the coroutine it is suspended
 // in. It reports whether the future is, or will be, cancelled by a Cancel.
 func (c *core) cancel(cause error, byCancel bool) bool {
+	if byCancel && c.loop != nil && c.loop.state.Load() == int32(StateClosed) {
+		// Close came first and decides the outcome, even where it has not
+		// reached the task yet.
+		cause, byCancel = ErrLoopClosed, false
+	}
 	c.mu.Lock()
 	for {
 		s := c.state.Load()
@@ -202,8 +207,10 @@ func (c *core) endLocked(err error) {
 // caller holds c.mu and has written the value, if any.
 func (c *core) finishLocked(err error) (callbacks bool) {
 	c.err = err
+	// Cancel the context first: once state says done, its Err says so
+	// without asking the real context, whose Done must be closed by then.
+	c.cancelCtxLocked(nil) // also releases what was derived from it
 	c.state.Store(stDone)
-	c.cancelCtxLocked(nil) // release what was derived from the task's context
 	c.waiters.wakeAll()
 	if x := c.x; x != nil {
 		if x.tracked {
@@ -312,8 +319,11 @@ func (c *core) wait(timeout time.Duration, ctx context.Context) error {
 	var timerC <-chan time.Time
 	shared := false
 	if ctx == nil {
-		if w.pooled {
-			addDeadline(w, time.Now().Add(timeout))
+		// The shared deadlines run on the real clock: a caller in a
+		// synctest bubble (whose clock has no monotonic reading) gets a
+		// timer of its own, on the bubble's clock.
+		if now := time.Now(); w.pooled && now != now.Round(0) {
+			addDeadline(w, now.Add(timeout))
 			shared = true
 		} else {
 			t := time.NewTimer(timeout)
@@ -484,8 +494,9 @@ func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) {
 // Sleep it is suspended in returns at once; and the future ends with
 // ErrCancelled when the function returns, whatever it returned: Done is
 // never closed while it still runs. Cancel returns true again for a future
-// already cancelled, and false for one that ended otherwise (or is being
-// closed with ErrLoopClosed). For Go futures the same rules hold.
+// already cancelled, and false for one that ended otherwise, or whose loop
+// has closed: Close came first, and the future ends with ErrLoopClosed. For
+// Go futures the same rules hold.
 func (f *Future[T]) Cancel() bool {
 	if f.unusable() {
 		return false

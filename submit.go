@@ -8,7 +8,9 @@ import "context"
 //
 // Work from one goroutine starts in the order submitted, in one queue with
 // CallSoon. fn runs on the loop with a context that is cancelled by Cancel
-// (cause ErrCancelled), by Close (cause ErrLoopClosed) and when fn returns;
+// (cause ErrCancelled), by Close (cause ErrLoopClosed: a task that returns
+// once its loop has closed ends with ErrLoopClosed, whatever it returned)
+// and when fn returns;
 // it carries the values of the context given to Run. In fn, Await and Sleep
 // suspend the task without blocking the loop. A panic in fn ends the future
 // with a *PanicError and the loop goes on.
