@@ -80,12 +80,7 @@ func TestAwaitInDoneCallbackRunInsideATask(t *testing.T) {
 // Cancel runs at once. This holds while the loop is busy with other work.
 func TestCancelRunsCallbacksOfAnUnstartedTaskOnTheCaller(t *testing.T) {
 	l := started(t)
-	running := make(chan struct{}, 1)
-	g := newGate()
-	t.Cleanup(g.open)
-	busy, err := eventloop.Submit(l, blocker(running, g, 0))
-	require.NoError(t, err)
-	recv(t, running) // loop work is running now
+	release, busy := occupy(t, l) // loop work is running now
 
 	queued, err := eventloop.Submit(l, value(1))
 	require.NoError(t, err)
@@ -98,7 +93,7 @@ func TestCancelRunsCallbacksOfAnUnstartedTaskOnTheCaller(t *testing.T) {
 	assert.Equal(t, []string{"added before Cancel"}, order, "before Cancel returns")
 	queued.AddDoneCallback(func(*eventloop.Future[int]) { order = append(order, "added after") })
 	assert.Equal(t, []string{"added before Cancel", "added after"}, order)
-	g.open()
+	release()
 	_, err = busy.Result(long)
 	require.NoError(t, err)
 }
@@ -132,12 +127,7 @@ func TestAddDoneCallbackOnDoneFutureRunsBeforeReturning(t *testing.T) {
 // loop reaches it.
 func TestCancelledQueuedTaskFreesItsQueueSlot(t *testing.T) {
 	l := started(t, eventloop.WithQueueCapacity(1))
-	running := make(chan struct{}, 1)
-	g := newGate()
-	t.Cleanup(g.open)
-	_, err := eventloop.Submit(l, blocker(running, g, 0))
-	require.NoError(t, err)
-	recv(t, running)
+	release, _ := occupy(t, l)
 
 	queued, err := eventloop.Submit(l, value(1))
 	require.NoError(t, err)
@@ -148,7 +138,7 @@ func TestCancelledQueuedTaskFreesItsQueueSlot(t *testing.T) {
 	require.True(t, isClosed(queued.Done()), "the cancelled task has ended and will never start")
 	_, err = eventloop.Submit(l, value(3))
 	assert.NoError(t, err, "no task is queued and not yet started")
-	g.open()
+	release()
 }
 
 // Result's waiters are pooled with their timers. Go 1.23 timers deliver no
@@ -322,19 +312,14 @@ func TestFullQueueNeverRefusesResumptions(t *testing.T) {
 		recv(t, suspended) // it started, so the queue is empty again
 		awaiting = append(awaiting, f)
 	}
-	running := make(chan struct{}, 1)
-	busy := newGate()
-	t.Cleanup(busy.open)
-	_, err := eventloop.Submit(l, blocker(running, busy, 0))
-	require.NoError(t, err)
-	recv(t, running)
+	unblock, _ := occupy(t, l)
 	queued, err := eventloop.Submit(l, value(9))
 	require.NoError(t, err)
 	_, err = eventloop.Submit(l, value(10))
 	require.ErrorIs(t, err, eventloop.ErrQueueFull, "precondition: the queue is full")
 
 	release() // both coroutines' resumptions are queued while the queue is full
-	busy.open()
+	unblock()
 	for i, f := range awaiting {
 		v, err := f.Result(long)
 		assert.NoError(t, err, "coroutine %d", i)
@@ -384,19 +369,14 @@ func TestCancelWhileTheResumptionIsQueued(t *testing.T) {
 	})
 	require.NoError(t, err)
 	<-suspended
-	running := make(chan struct{}, 1)
-	busy := newGate()
-	t.Cleanup(busy.open)
-	_, err = eventloop.Submit(l, blocker(running, busy, 0))
-	require.NoError(t, err)
-	recv(t, running)
+	unblock, _ := occupy(t, l)
 	release()
 	_, err = g.Result(long) // g has ended: f's resumption is queued behind the blocker
 	require.NoError(t, err)
 
 	assert.True(t, f.Cancel(), "Cancel on a started task whose resumption is queued")
 	assert.False(t, isClosed(f.Done()), "Done stays open while fn has not returned")
-	busy.open()
+	unblock()
 	assert.NoError(t, recv(t, awaitErr), "g had ended before the Cancel: Await returns its outcome")
 	_, err = f.Result(long)
 	assert.ErrorIs(t, err, eventloop.ErrCancelled, "the future ends with ErrCancelled whatever fn returned")
@@ -408,18 +388,13 @@ func TestCancelWhileTheResumptionIsQueued(t *testing.T) {
 // before work queued after it.
 func TestZeroDelayTimerJoinsTheQueueAtOnce(t *testing.T) {
 	l := started(t)
-	running := make(chan struct{}, 1)
-	g := newGate()
-	t.Cleanup(g.open)
-	_, err := eventloop.Submit(l, blocker(running, g, 0))
-	require.NoError(t, err)
-	recv(t, running) // the loop is busy: what follows waits in order
+	release, _ := occupy(t, l) // the loop is busy: what follows waits in order
 
 	order := make(chan string, 2)
-	_, err = l.CallLater(0, func() { order <- "CallLater(0) first" })
+	_, err := l.CallLater(0, func() { order <- "CallLater(0) first" })
 	require.NoError(t, err)
 	require.NoError(t, l.CallSoon(func() { order <- "CallSoon second" }))
-	g.open()
+	release()
 	got := []string{recv(t, order), recv(t, order)}
 	assert.Equal(t, []string{"CallLater(0) first", "CallSoon second"}, got,
 		"a timer due at once is queued when it is made, before later work from the same goroutine")

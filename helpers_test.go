@@ -87,3 +87,17 @@ func blocker[T any](started chan<- struct{}, g gate, v T) func(context.Context) 
 		return v, nil
 	}
 }
+
+// occupy submits a task that holds l until release is called (or the test
+// ends) and waits until it runs, so that what is submitted next stays
+// queued behind it. busy is that task's future.
+func occupy(t *testing.T, l *eventloop.Loop) (release func(), busy *eventloop.Future[int]) {
+	t.Helper()
+	running := make(chan struct{}, 1)
+	g := newGate()
+	t.Cleanup(g.open)
+	busy, err := eventloop.Submit(l, blocker(running, g, 0))
+	require.NoError(t, err)
+	recv(t, running)
+	return g.open, busy
+}
