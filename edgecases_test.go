@@ -103,6 +103,7 @@ func TestCancelRunsCallbacksOfAnUnstartedTaskOnTheCaller(t *testing.T) {
 // that ended the future is still inside its last callback.
 func TestAddDoneCallbackOnDoneFutureRunsBeforeReturning(t *testing.T) {
 	l := started(t)
+	unblock, _ := occupy(t, l) // so that f is pending when its first callback is added
 	f, err := eventloop.Submit(l, value(1))
 	require.NoError(t, err)
 	inFirst := make(chan struct{})
@@ -112,6 +113,7 @@ func TestAddDoneCallbackOnDoneFutureRunsBeforeReturning(t *testing.T) {
 		close(inFirst)
 		_ = release.wait(context.Background())
 	})
+	unblock()
 	<-inFirst
 	require.True(t, isClosed(f.Done()), "the future is done; its first callback is still running on the loop")
 

@@ -131,7 +131,8 @@ func (l *Loop) check() error {
 //
 // Run returns nil after Stop (or Shutdown) once accepted work has finished,
 // ErrLoopClosed after Close, and ctx.Err() when ctx ended: that closes the
-// loop as Close does. On a loop that is running it returns ErrLoopRunning;
+// loop as Close does (a ctx that has ended already closes it before any
+// work runs). On a loop that is running it returns ErrLoopRunning;
 // on a stopped or closed one ErrLoopStopped or ErrLoopClosed: a loop runs
 // once. A loop stopped before it ever ran still runs the work it accepted.
 //
@@ -145,6 +146,11 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 	if err := l.begin(ctx); err != nil {
 		return err
+	}
+	if ctx.Err() != nil {
+		// Closed before the loop takes any work, as Close would: the
+		// callback below runs on another goroutine, too late for that.
+		l.closeAsync()
 	}
 	byCtx := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
@@ -311,7 +317,9 @@ func (l *Loop) closeAsync() {
 // and its lifecycle table differ on the first case; this follows the table,
 // which keeps Closed for work that was cut short. Called from loop work
 // Shutdown returns ErrDeadlock: the loop cannot drain while it waits. A loop
-// that never ran has nothing to drain it and is closed at once.
+// that never ran has nothing to drain it and is closed at once. On a loop
+// that has exited already (stopped or closed), Shutdown returns nil, even
+// with a ctx that has ended: a drained loop wins over an ended ctx.
 func (l *Loop) Shutdown(ctx context.Context) error {
 	if err := l.check(); err != nil {
 		return err
@@ -329,10 +337,22 @@ func (l *Loop) Shutdown(ctx context.Context) error {
 	if !ran {
 		return l.Close()
 	}
+	// A loop that has drained wins over a ctx that has ended too: a select
+	// on both would pick one at random.
+	select {
+	case <-l.done:
+		return nil
+	default:
+	}
 	select {
 	case <-l.done:
 		return nil
 	case <-ctx.Done():
+		select {
+		case <-l.done:
+			return nil
+		default:
+		}
 		l.Close()
 		return ctx.Err()
 	}
