@@ -90,3 +90,47 @@ func itoa(n int) string {
 	}
 	return itoa(n/10) + string(rune('0'+n%10))
 }
+
+// BenchmarkDiagnostics measures what the diagnostics options cost on the
+// two hot paths, fire-and-forget Submit and a Submit+Wait round trip:
+// options=off is the default, against which the others compare in one run.
+func BenchmarkDiagnostics(b *testing.B) {
+	configs := []struct {
+		name string
+		opts []eventloop.Option
+	}{
+		{"off", nil},
+		{"slow-task-threshold", []eventloop.Option{eventloop.WithSlowTaskThreshold(time.Second)}},
+		{"debug", []eventloop.Option{eventloop.WithDebug()}},
+	}
+	for _, c := range configs {
+		start := func(b *testing.B) *eventloop.Loop {
+			l := eventloop.New(c.opts...)
+			if err := l.Start(); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { l.Close() })
+			return l
+		}
+		b.Run("path=submit/options="+c.name, func(b *testing.B) {
+			l := start(b)
+			b.ReportAllocs()
+			var last *eventloop.Future[struct{}]
+			for b.Loop() {
+				last, _ = eventloop.Submit(l, nop)
+			}
+			<-last.Done()
+		})
+		b.Run("path=roundtrip/options="+c.name, func(b *testing.B) {
+			l := start(b)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				f, _ := eventloop.Submit(l, nop)
+				if _, err := f.Wait(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

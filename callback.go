@@ -22,6 +22,9 @@ func (l *Loop) CallSoon(fn func()) error {
 		}
 		return errNilFunc
 	}
+	if l != nil && l.opts.sites {
+		return l.enqueue(item{r: &siteCallback{l: l, fn: fn, at: origin{site: callerPC(0), fn: entryPC(fn)}}})
+	}
 	return l.enqueue(item{fn: fn})
 }
 
@@ -42,6 +45,9 @@ func (l *Loop) CallLater(d time.Duration, fn func()) (*Timer, error) {
 		return nil, errNilFunc
 	}
 	t := &Timer{l: l, fn: fn}
+	if l.opts.sites {
+		t.at = origin{site: callerPC(0), fn: entryPC(fn)}
+	}
 	t.entry.t = t
 	t.entry.index = -1
 	when := time.Now()
@@ -52,18 +58,19 @@ func (l *Loop) CallLater(d time.Duration, fn func()) (*Timer, error) {
 	if s := State(l.state.Load()); s > StateRunning {
 		l.mu.Unlock()
 		if s == StateClosed {
-			return nil, ErrLoopClosed
+			return nil, l.countRejected(ErrLoopClosed)
 		}
-		return nil, ErrLoopStopped
+		return nil, l.countRejected(ErrLoopStopped)
 	}
 	if l.bounded && l.waiting.Load() >= int64(l.opts.capacity) {
 		l.mu.Unlock()
-		return nil, ErrQueueFull
+		return nil, l.countRejected(ErrQueueFull)
 	}
+	l.qstats.submitted++
 	if d <= 0 {
 		// Due at once: it joins the queue now, behind the work already there.
 		t.state.Store(timerDue)
-		l.queue = append(l.queue, item{r: t})
+		l.appendLocked(item{r: t})
 		if l.bounded {
 			l.waiting.Add(1)
 		}
@@ -92,6 +99,7 @@ type Timer struct {
 	fn    func()
 	entry timerEntry    // guarded by l.mu
 	state atomic.Uint32 // timerPending → timerDue → timerFired, or → timerStopped / timerDropped
+	at    origin        // where CallLater was called, if the loop records it
 }
 
 // Stop keeps the timer's function from running and reports whether this
@@ -124,10 +132,12 @@ func (t *Timer) run(c *coro) bool {
 	}
 	if t.state.CompareAndSwap(timerDue, timerFired) {
 		c.l.unqueue()
-		c.l.callback(t.fn)
+		c.l.callback(t.fn, &t.at)
 	}
 	return true
 }
+
+func (t *Timer) describe() (fn, site uintptr) { return entryPC(t.fn), t.at.site }
 
 func (t *Timer) drop() *core {
 	if t.state.CompareAndSwap(timerDue, timerDropped) {

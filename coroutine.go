@@ -31,6 +31,7 @@ func Await[T any](ctx context.Context, f *Future[T]) (T, error) {
 		return zero, errNilContext
 	}
 	if f.isDone() {
+		f.observe()
 		return f.val, f.err
 	}
 	c, inCallback := callerCoro(ctx, f.loop)
@@ -43,6 +44,7 @@ func Await[T any](ctx context.Context, f *Future[T]) (T, error) {
 	if err := c.await(ctx, &f.core); err != nil {
 		return zero, err
 	}
+	f.observe()
 	return f.val, f.err
 }
 
@@ -217,7 +219,7 @@ func (c *coro) wake(gen uint64) {
 // wakeLocked is wake for a caller that holds l.mu (the timers).
 func (c *coro) wakeLocked(gen uint64) {
 	if c.gen.CompareAndSwap(gen, gen+1) {
-		c.l.queue = append(c.l.queue, item{r: c})
+		c.l.appendLocked(item{r: c})
 		c.l.signalLocked()
 	}
 }
@@ -252,9 +254,14 @@ func (c *coro) park(gen uint64) {
 		c.wake(gen)
 	}
 	l.suspended.add(c)
+	l.work.suspended.Add(1)
+	if w := l.watch; w != nil {
+		w.end() // the task lets go of the loop
+	}
 	c.resumed = true
 	c.yield(struct{}{}) // to the Run goroutine or the dispatcher that resumed us
 	l.switched(c)
 	l.suspended.remove(c)
+	l.work.suspended.Add(-1)
 	t.co.Store(nil)
 }

@@ -42,11 +42,12 @@ type coro struct {
 	yield func(struct{}) bool     // switch back to the caller
 
 	// Owned by loop work:
-	task       *core // the task running on it, nil while dispatching or in a plain callback
-	inCallback int   // done callbacks it is running inside its task (a task that cancels a future)
-	resumed    bool  // its task has suspended: when it ends, yield back to the resumer
-	clean      bool  // it yielded with no task: put it back in the pool
-	prevS      *coro // links in Loop.suspended
+	task       *core   // the task running on it, nil while dispatching or in a plain callback
+	inCallback int     // done callbacks it is running inside its task (a task that cancels a future)
+	resumed    bool    // its task has suspended: when it ends, yield back to the resumer
+	fnPC       uintptr // its task's function, for the watchdog; set when the task starts
+	clean      bool    // it yielded with no task: put it back in the pool
+	prevS      *coro   // links in Loop.suspended
 	nextS      *coro
 
 	gen   atomic.Uint64 // wait generation: odd while armed for one wake-up
@@ -80,6 +81,13 @@ func (l *Loop) switched(c *coro) {
 // run is the body of Run and Start on the loop's goroutine.
 func (l *Loop) run(beforeDone func()) {
 	register(l)
+	if l.opts.debug {
+		debugLoops.Add(1)
+		defer debugLoops.Add(-1)
+	}
+	if l.watch != nil {
+		go l.watch.run()
+	}
 	for {
 		var c *coro
 		if n := len(l.pool); n > 0 {
@@ -103,6 +111,10 @@ func (l *Loop) run(beforeDone func()) {
 		l.sleep.Stop()
 	}
 	unregister(l)
+	if l.watch != nil {
+		close(l.watch.stop)
+		<-l.watch.gone
+	}
 	l.mu.Lock()
 	if l.state.Load() == int32(StateStopping) {
 		l.state.Store(int32(StateStopped))
@@ -133,22 +145,39 @@ func (l *Loop) dispatch(c *coro) {
 		if it.fn != nil {
 			l.unqueue()
 			if !l.closing {
-				l.callback(it.fn)
+				if w := l.watch; w != nil {
+					w.begin(entryPC(it.fn), 0)
+					l.callback(it.fn, nil)
+					w.end()
+				} else {
+					l.callback(it.fn, nil)
+				}
 			}
 			continue
+		}
+		if w := l.watch; w != nil {
+			w.begin(it.r.describe())
 		}
 		if !it.r.run(c) {
 			return
 		}
+		if w := l.watch; w != nil {
+			w.end() // unless it ended when the task suspended
+		}
 	}
 }
 
-// unqueue counts one piece of work out of the queue for WithQueueCapacity:
-// it started, or ended or was dropped before it could. Every queued task,
-// callback and due timer is counted out exactly once, by whoever moves it
-// out of the queued state; resumptions never count.
+// unqueue counts one piece of work out of the queue, for WithQueueCapacity
+// and Stats.Queued: it started, or ended or was dropped before it could.
+// Every queued task, callback and due timer is counted out exactly once, by
+// whoever moves it out of the queued state; resumptions are counted out by
+// coro.run, and never count against the capacity.
 func (l *Loop) unqueue() {
-	if l != nil && l.bounded {
+	if l == nil {
+		return
+	}
+	l.work.dequeued.Add(1)
+	if l.bounded {
 		l.waiting.Add(-1)
 	}
 }
@@ -165,6 +194,7 @@ func (l *Loop) refill() bool {
 		}
 		if len(l.queue) > 0 {
 			l.batch, l.queue = l.queue, l.batch
+			l.tookBatchLocked()
 			l.mu.Unlock()
 			return true
 		}
@@ -228,10 +258,16 @@ func (l *Loop) beginClose() {
 }
 
 // callback runs a plain callback, sending a panic to the error handler.
-func (l *Loop) callback(fn func()) {
+// at is where it was submitted, or nil.
+func (l *Loop) callback(fn func(), at *origin) {
 	defer func() {
 		if v := recover(); v != nil {
-			report(l.opts.errorHandler, newPanicError(v))
+			l.work.callbackPanics.Add(1)
+			p := newPanicError(v)
+			if at != nil {
+				p.Site = siteOf(at.site)
+			}
+			report(l.opts.errorHandler, p)
 		}
 	}()
 	fn()
@@ -240,7 +276,8 @@ func (l *Loop) callback(fn func()) {
 // run resumes x's suspended task; it is called on the dispatcher d.
 func (x *coro) run(d *coro) bool {
 	l := d.l
-	x.next() // x runs until its task suspends again or ends
+	l.work.dequeued.Add(1) // resumptions are not counted by unqueue
+	x.next()               // x runs until its task suspends again or ends
 	l.switched(d)
 	if x.clean {
 		x.clean = false
@@ -261,6 +298,19 @@ const maxPool = 128
 // drop is never needed: a resumption always runs, also while closing.
 func (x *coro) drop() *core { return nil }
 
+// describe describes the resumed task: fnPC was set when it started.
+func (x *coro) describe() (fn, site uintptr) { return x.fnPC, x.task.site() }
+
+func (f *Future[T]) describe() (fn, site uintptr) { return entryPC(f.fn), f.site() }
+
+// site is where the task was submitted, if its loop records it, or 0.
+func (c *core) site() uintptr {
+	if c.loop == nil || !c.loop.opts.sites {
+		return 0
+	}
+	return c.x.at.site // x was made by Submit and is never replaced
+}
+
 // run runs the task inline on the dispatcher c.
 func (f *Future[T]) run(c *coro) bool {
 	if !f.claim() {
@@ -273,6 +323,9 @@ func (f *Future[T]) run(c *coro) bool {
 		return true
 	}
 	c.task = &f.core
+	if l.watch != nil {
+		c.fnPC = entryPC(f.fn)
+	}
 	v, err := f.call(ctxOf(&f.core))
 	c.task = nil
 	if l.state.Load() == int32(StateClosed) {

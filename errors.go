@@ -78,6 +78,9 @@ type PanicError struct {
 	// Stack is the stack of the goroutine that panicked, as printed by
 	// runtime/debug.Stack at the moment of the recover.
 	Stack []byte
+	// Site is the file and line where the work that panicked was
+	// submitted, for loops made with WithDebug; "" otherwise.
+	Site string
 }
 
 // Error returns the panic value and the stack.

@@ -71,6 +71,8 @@ type extra struct {
 	innerStop  context.CancelCauseFunc // cancels inner
 	tracked    bool                    // in the loop's list of tasks with a real context (Loop.ctxs)…
 	prev, next *core                   // …its links there, guarded by Loop.mu
+	at         origin                  // where the task was submitted (WithDebug), set by Submit; at.fn also set on failure, before the end
+	unread     *unread                 // set, before the end, on a failed future nobody has read yet; immutable after
 }
 
 // extraLocked returns c.x, making it. c.mu must be held.
@@ -208,6 +210,10 @@ func (c *core) endLocked(err error) {
 // caller holds c.mu and has written the value, if any.
 func (c *core) finishLocked(err error) (callbacks bool) {
 	c.err = err
+	c.loop.countEnd(err)
+	if failed(err) {
+		c.watchUnreadLocked(err)
+	}
 	// Cancel the context first: once state says done, its Err says so
 	// without asking the real context, whose Done must be closed by then.
 	c.cancelCtxLocked(nil) // also releases what was derived from it
@@ -266,6 +272,9 @@ func (c *core) callSafely(cb func()) {
 			co.inCallback--
 		}
 		if v := recover(); v != nil {
+			if c.loop != nil {
+				c.loop.work.callbackPanics.Add(1)
+			}
 			report(c.errorHandler(), newPanicError(v))
 		}
 	}()
@@ -303,6 +312,11 @@ func (c *core) wait(timeout time.Duration, ctx context.Context) error {
 			return err
 		}
 		ctxDone = ctx.Done()
+	}
+	if ctx == nil {
+		warnBlockingWait(c.loop, "Result")
+	} else {
+		warnBlockingWait(c.loop, "Wait")
 	}
 	if c.spinUntilDone() {
 		return nil
@@ -406,13 +420,13 @@ func (f *Future[T]) Result(timeout time.Duration) (T, error) {
 		var zero T
 		return zero, errNilFuture
 	}
-	if f.isDone() {
-		return f.val, f.err
+	if !f.isDone() {
+		if err := f.wait(timeout, nil); err != nil {
+			var zero T
+			return zero, err
+		}
 	}
-	if err := f.wait(timeout, nil); err != nil {
-		var zero T
-		return zero, err
-	}
+	f.observe()
 	return f.val, f.err
 }
 
@@ -435,12 +449,12 @@ func (f *Future[T]) Wait(ctx context.Context) (T, error) {
 	if ctx == nil {
 		return zero, errNilContext
 	}
-	if f.isDone() {
-		return f.val, f.err
+	if !f.isDone() {
+		if err := f.wait(0, ctx); err != nil {
+			return zero, err
+		}
 	}
-	if err := f.wait(0, ctx); err != nil {
-		return zero, err
-	}
+	f.observe()
 	return f.val, f.err
 }
 
@@ -507,6 +521,7 @@ func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) {
 		f.mu.Lock()
 	}
 	f.mu.Unlock()
+	f.observe()
 	f.callSafely(func() { fn(f) })
 }
 
@@ -543,13 +558,21 @@ func (f *Future[T]) Cancelled() bool {
 // if it was cancelled meanwhile. It runs the done callbacks.
 func (f *Future[T]) complete(v T, err error) {
 	f.val, f.err = v, err
-	if f.state.CompareAndSwap(stRunning, stDone) {
-		return // nobody watching, nothing cancelled: no lock to take
+	if f.state.Load() == stRunning && !failed(err) {
+		f.loop.countEnd(err) // counted before the end is visible
+		if f.state.CompareAndSwap(stRunning, stDone) {
+			return // nobody watching, nothing cancelled: no lock to take
+		}
+		f.loop.uncountEnd(err) // watched or cancelled meanwhile: counted below
 	}
 	f.mu.Lock()
 	if f.state.Load()&stMask == stCancelling {
 		var zero T
 		f.val, err = zero, f.x.cause
+	} else if failed(err) {
+		if x := f.extraLocked(); x.at.fn == 0 {
+			x.at.fn = entryPC(f.fn) // for an UnobservedError, read after the end
+		}
 	}
 	f.endLocked(err)
 }
@@ -558,7 +581,11 @@ func (f *Future[T]) complete(v T, err error) {
 func (f *Future[T]) call(ctx context.Context) (v T, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = newPanicError(r)
+			p := newPanicError(r)
+			if f.loop != nil && f.loop.opts.sites {
+				p.Site = siteOf(f.x.at.site) // x was made by Submit
+			}
+			err = p
 		}
 	}()
 	return f.fn(ctx)

@@ -57,7 +57,11 @@ type Loop struct {
 	base    context.Context // values for task contexts: Run's ctx without its cancellation
 	ctxs    *core           // started tasks with a real context, for Close to cancel
 	waiting atomic.Int64    // queued and not started, counted only when bounded
+	qstats  queueStats      // counted with mu held
 	_       cacheLinePad
+
+	work workStats // counted by the loop, and by whoever ends a task
+	_    cacheLinePad
 
 	curG atomic.Uintptr // the goroutine running loop work now, 0 when none
 
@@ -71,6 +75,7 @@ type Loop struct {
 	closing   bool        // Close was seen: started work is cancelled, the rest is failed
 	sleep     *time.Timer // wakes the idle loop at the next timer's deadline…
 	sleepAt   time.Time   // …this one, or zero when it is not armed
+	watch     *watchdog   // WithSlowTaskThreshold; nil when off. Set by New
 }
 
 // cacheLinePad keeps the fields around it on different cache lines (two
@@ -93,6 +98,10 @@ type runnable interface {
 	// returns the ended future whose done callbacks the caller must run
 	// (runCallbacks), or nil.
 	drop() *core
+	// describe returns the entry PC of the work's function and, for loops
+	// that record it (WithDebug), the PC of its submission site, or 0.
+	// Called by loop work, for the watchdog.
+	describe() (fn, site uintptr)
 }
 
 // New returns a loop in StateNew. Work submitted before it runs is queued and
@@ -104,13 +113,18 @@ func New(opts ...Option) *Loop {
 			opt.apply(&o)
 		}
 	}
-	return &Loop{
+	o.sites = o.debug
+	l := &Loop{
 		opts:    o,
 		bounded: o.capacity > 0,
 		bubbled: inBubble(),
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
+	if o.slow > 0 {
+		l.watch = newWatchdog(l, o.slow)
+	}
+	return l
 }
 
 // check returns the error for a nil or zero loop.
@@ -296,10 +310,10 @@ func (l *Loop) closeAsync() {
 		// one of them may call Close, which must find the loop closed.
 		var callbacks []*core
 		for _, it := range queue {
-			if it.r != nil {
-				if c := it.r.drop(); c != nil {
-					callbacks = append(callbacks, c)
-				}
+			if it.r == nil {
+				l.unqueue() // a plain callback, dropped
+			} else if c := it.r.drop(); c != nil {
+				callbacks = append(callbacks, c)
 			}
 		}
 		close(l.done)
@@ -402,18 +416,19 @@ func (l *Loop) enqueue(it item) error {
 	if s := State(l.state.Load()); s > StateRunning {
 		l.mu.Unlock()
 		if s == StateClosed {
-			return ErrLoopClosed
+			return l.countRejected(ErrLoopClosed)
 		}
-		return ErrLoopStopped
+		return l.countRejected(ErrLoopStopped)
 	}
 	if l.bounded {
 		if l.waiting.Load() >= int64(l.opts.capacity) {
 			l.mu.Unlock()
-			return ErrQueueFull
+			return l.countRejected(ErrQueueFull)
 		}
 		l.waiting.Add(1)
 	}
-	l.queue = append(l.queue, it)
+	l.appendLocked(it)
+	l.qstats.submitted++
 	l.signalLocked()
 	l.mu.Unlock()
 	return nil
@@ -457,7 +472,7 @@ func (l *Loop) untrackCtx(t *core) {
 // does not exit while a coroutine is suspended.
 func (l *Loop) post(it item) {
 	l.mu.Lock()
-	l.queue = append(l.queue, it)
+	l.appendLocked(it)
 	l.signalLocked()
 	l.mu.Unlock()
 }

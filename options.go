@@ -3,6 +3,7 @@ package eventloop
 import (
 	"fmt"
 	"log/slog"
+	"time"
 )
 
 // Option configures a Loop made by New. Options are made by the With…
@@ -13,8 +14,11 @@ type Option interface {
 
 // options holds every setting with its default in one place.
 type options struct {
-	capacity     int         // 0: unbounded
-	errorHandler func(error) // never nil after New
+	capacity     int           // 0: unbounded
+	errorHandler func(error)   // never nil after New
+	debug        bool          // WithDebug
+	slow         time.Duration // WithSlowTaskThreshold; 0: off
+	sites        bool          // record where work was submitted: debug
 }
 
 func defaultOptions() options {
@@ -39,12 +43,23 @@ func WithQueueCapacity(n int) Option {
 	})
 }
 
-// WithErrorHandler sets the function that receives errors nobody else can:
-// a *PanicError from a panicking CallSoon or CallLater callback or done
-// callback. It is called on the goroutine where the error happened (the
-// loop's, for callbacks the loop runs) and must not block. A panic in the
-// handler itself is logged with log/slog and not passed back to it. The
-// default logs with slog.Default at level Error. A nil h keeps the default.
+// WithErrorHandler sets the function that receives what nobody else can:
+//
+//   - *PanicError: a CallSoon or CallLater callback or a done callback
+//     panicked; on the goroutine where it happened (the loop's, for
+//     callbacks the loop runs);
+//   - *UnobservedError: a failed future was collected unread; on the
+//     runtime's cleanup goroutine;
+//   - *SlowTaskError (WithSlowTaskThreshold): work held the loop too long;
+//     on the watchdog's goroutine while it runs, on the loop's once it ends;
+//   - *BlockingWaitError (WithDebug): loop work blocked the loop waiting for
+//     another loop's future; on the loop's goroutine.
+//
+// Use errors.As to tell them apart. The handler may thus be called from
+// several goroutines at once, and must not block. A panic in the handler
+// itself is logged with log/slog and not passed back to it. The default
+// logs every report with slog.Default at level Error. A nil h keeps the
+// default.
 func WithErrorHandler(h func(error)) Option {
 	return optionFunc(func(o *options) {
 		if h != nil {

@@ -70,7 +70,7 @@ func (l *Loop) fireDueLocked(now time.Time) {
 			continue
 		}
 		if e.t.state.CompareAndSwap(timerPending, timerDue) {
-			l.queue = append(l.queue, item{r: e.t})
+			l.appendLocked(item{r: e.t})
 			if l.bounded {
 				l.waiting.Add(1)
 			}

@@ -1,0 +1,164 @@
+package eventloop
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// WithSlowTaskThreshold reports, to the error handler, every piece of loop
+// work that holds the loop longer than d: a task until it returns or
+// suspends, a resumed coroutine until it suspends again or returns, a
+// callback or timer until it returns. Each occurrence is reported twice, as
+// a *SlowTaskError: once while the work is still running, soon after it
+// passes d (within d/4, or 1ms if that is longer), and once when it lets go of the loop, with the
+// total. The reports name the function, and where it was submitted with
+// WithDebug, or else where the function is defined: for a function literal
+// passed to Submit, that is next to the call.
+//
+// A watchdog goroutine samples the loop every d/4 (but not more often
+// than every millisecond) while the loop runs, and the loop reads the
+// clock once per piece of work; BenchmarkDiagnostics measures what that
+// costs. d <= 0 turns the watchdog
+// off, the default, which costs nothing.
+func WithSlowTaskThreshold(d time.Duration) Option {
+	return optionFunc(func(o *options) {
+		if d < 0 {
+			d = 0
+		}
+		o.slow = d
+	})
+}
+
+// SlowTaskError reports a piece of loop work that held the loop longer than
+// the threshold set with WithSlowTaskThreshold. Nothing is wrong with the
+// work's outcome: this is a report on the loop's health.
+type SlowTaskError struct {
+	Func     string        // the function: a task's, a callback's or a timer's
+	Site     string        // where it was submitted (file:line) with WithDebug; else where Func is defined
+	Held     time.Duration // how long it had held the loop when reported
+	Finished bool          // false while it still runs; true once it let go, with Held the total
+}
+
+// Error describes the work and how long it held the loop.
+func (e *SlowTaskError) Error() string {
+	verb := "has held"
+	if e.Finished {
+		verb = "held"
+	}
+	what := e.Func
+	if what == "" {
+		what = "loop work"
+	}
+	if e.Site != "" {
+		what += " (" + e.Site + ")"
+	}
+	return fmt.Sprintf("eventloop: %s %s the loop for %v", what, verb, e.Held)
+}
+
+// watchdog watches a loop for work that holds it too long. The loop marks
+// the start and end of each piece of work (begin, end); the watchdog's
+// goroutine samples what it marked.
+type watchdog struct {
+	l    *Loop
+	d    time.Duration
+	stop chan struct{} // closed when the loop exits
+	gone chan struct{} // closed when the goroutine has returned
+
+	// state is n<<2 | reported<<1 | running for the nth piece of work. The
+	// loop sets running (begin) and clears both bits (end); the goroutine
+	// sets reported on a running piece. Compare-and-swap decides, for a
+	// piece that ends as it is found slow, whether both reports are made
+	// or neither.
+	state atomic.Uint64
+	start atomic.Int64   // when the running piece started: nanoseconds since epoch; written by the loop
+	fn    atomic.Uintptr // its function's entry PC; written by the loop
+	site  atomic.Uintptr // where it was submitted (WithDebug), or 0; written by the loop
+
+	mu sync.Mutex // held while reporting, so that the two reports on a piece arrive in order
+}
+
+const (
+	wdRunning  = 1
+	wdReported = 2
+)
+
+// epoch is the origin of watchdog.start: a monotonic reading.
+var epoch = time.Now()
+
+func newWatchdog(l *Loop, d time.Duration) *watchdog {
+	return &watchdog{l: l, d: d, stop: make(chan struct{}), gone: make(chan struct{})}
+}
+
+// run samples the loop until stop is closed.
+func (w *watchdog) run() {
+	defer close(w.gone)
+	t := time.NewTicker(max(w.d/4, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+		}
+		s := w.state.Load()
+		if s&(wdRunning|wdReported) != wdRunning {
+			continue
+		}
+		fn, site, start := w.fn.Load(), w.site.Load(), w.start.Load()
+		held := time.Since(epoch) - time.Duration(start)
+		if held < w.d {
+			continue
+		}
+		w.mu.Lock()
+		if w.state.CompareAndSwap(s, s|wdReported) { // else it ended meanwhile
+			report(w.l.opts.errorHandler, slowTask(fn, site, held, false))
+		}
+		w.mu.Unlock()
+	}
+}
+
+// begin marks the start of a piece of work. Called by loop work.
+func (w *watchdog) begin(fn, site uintptr) {
+	w.fn.Store(fn)
+	w.site.Store(site)
+	w.start.Store(int64(time.Since(epoch)))
+	w.state.Store((w.state.Load()>>2+1)<<2 | wdRunning)
+}
+
+// end marks the end of the piece of work begun last, unless it has been
+// marked already, and reports the total if the piece was reported as slow.
+// Called by loop work.
+func (w *watchdog) end() {
+	for {
+		s := w.state.Load()
+		if s&wdRunning == 0 {
+			return
+		}
+		if !w.state.CompareAndSwap(s, s&^(wdRunning|wdReported)) {
+			continue // the goroutine reported it just now
+		}
+		if s&wdReported != 0 {
+			held := time.Since(epoch) - time.Duration(w.start.Load())
+			w.mu.Lock() // after the report of the running piece
+			report(w.l.opts.errorHandler, slowTask(w.fn.Load(), w.site.Load(), held, true))
+			w.mu.Unlock()
+		}
+		return
+	}
+}
+
+// slowTask makes the report on a piece of work: fn is its function's entry
+// PC, site where it was submitted or 0.
+func slowTask(fn, site uintptr, held time.Duration, finished bool) *SlowTaskError {
+	e := &SlowTaskError{Held: held, Finished: finished}
+	name, file, line := funcAt(fn)
+	e.Func = name
+	if site != 0 {
+		e.Site = siteOf(site)
+	} else if file != "" {
+		e.Site = fmt.Sprintf("%s:%d", file, line)
+	}
+	return e
+}
