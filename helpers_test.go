@@ -1,7 +1,12 @@
 package eventloop_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"runtime/pprof"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,13 +19,61 @@ import (
 // fails, so it is generous for loaded machines.
 const long = 10 * time.Second
 
-// started returns a running loop that is closed when the test ends.
+// started returns a running loop that is closed when the test ends. Then
+// Close must return with Done closed, and no goroutine of the loop may
+// remain (stressNoLoopGoroutines).
 func started(t *testing.T, opts ...eventloop.Option) *eventloop.Loop {
 	t.Helper()
 	l := eventloop.New(opts...)
-	require.NoError(t, l.Start())
-	t.Cleanup(func() { assert.NoError(t, l.Close()) })
+	label := fmt.Sprintf("%s #%d", t.Name(), stressLoops.Add(1))
+	var err error
+	pprof.Do(context.Background(), pprof.Labels(stressLoopLabel, label), func(context.Context) {
+		err = l.Start() // the loop's goroutine, and every goroutine it makes, inherit the label
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		assert.NoError(t, l.Close())
+		assert.True(t, isClosed(l.Done()), "Done is closed once Close has returned")
+		stressNoLoopGoroutines(t, label)
+	})
 	return l
+}
+
+// stressLoopLabel is the pprof label that started puts on the goroutines of
+// each loop it starts; stressLoops numbers those loops.
+const stressLoopLabel = "eventloop-test-loop"
+
+var stressLoops atomic.Int64
+
+// stressNoLoopGoroutines checks that no goroutine labelled label (by
+// started) remains: the loop's own goroutine, its coroutines, and anything
+// they started. It polls for a short while, as goleak does: the loop's
+// goroutine closes Done as its last act and may still be on its way out.
+//
+// This is the per-test form of goleak: goleak.VerifyNone at the end of each
+// test would also see goroutines of loops the test closes in cleanups that
+// run after started's (a loop made with New before the test's first
+// started), and of its parent's loops; a label names one loop's goroutines
+// whoever closes the loop and whatever runs meanwhile. VerifyTestMain
+// still checks the whole package at the end.
+func stressNoLoopGoroutines(t *testing.T, label string) {
+	t.Helper()
+	want := fmt.Sprintf("%q:%q", stressLoopLabel, label)
+	var left []string
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+		var b bytes.Buffer
+		require.NoError(t, pprof.Lookup("goroutine").WriteTo(&b, 1))
+		left = left[:0]
+		for _, g := range strings.Split(b.String(), "\n\n") {
+			if strings.Contains(g, want) {
+				left = append(left, g)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	assert.Empty(t, left, "goroutines of the loop remain after Close returned")
 }
 
 // gate is a helper that blocks until opened.
