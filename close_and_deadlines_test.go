@@ -3,7 +3,6 @@ package eventloop_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"runtime"
 	"sync"
 	"testing"
@@ -271,15 +270,7 @@ func TestBubbleDoesNotPoisonSharedDeadlines(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a child process")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestBubbleDoesNotPoisonSharedDeadlines$", "-test.count=1", "-test.timeout=50s")
-	cmd.Env = append(os.Environ(), "EVENTLOOP_TEST_DEADLINES_CHILD=1")
-	out, err := cmd.CombinedOutput()
-	if len(out) > 1500 {
-		out = append(out[:1500], "\n…"...)
-	}
-	assert.NoError(t, err, "the child process says\n%s", out)
+	runChild(t, "TestBubbleDoesNotPoisonSharedDeadlines", "EVENTLOOP_TEST_DEADLINES_CHILD=1")
 }
 
 func poisonDeadlines(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -930,15 +929,8 @@ func TestWaitingInSynctestBubbles(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a child process")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestWaitingInSynctestBubbles$", "-test.count=1", "-test.timeout=1m")
-	cmd.Env = append(os.Environ(), "EVENTLOOP_TEST_BUBBLES_CHILD=1")
-	out, err := cmd.CombinedOutput()
-	if len(out) > 1500 {
-		out = append(out[:1500], "\n…"...)
-	}
-	assert.NoError(t, err, "Result and Wait on pending futures in synctest bubbles, then outside: the child process says\n%s", out)
+	// Result and Wait on pending futures in synctest bubbles, then outside.
+	runChild(t, "TestWaitingInSynctestBubbles", "EVENTLOOP_TEST_BUBBLES_CHILD=1")
 }
 
 func waitInBubbles(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"reflect"
 	"runtime"
 	"testing"
@@ -173,10 +172,7 @@ func TestPooledResultTimerUnderAsyncTimerChan(t *testing.T) {
 		}
 		return
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestReviewPooledResultTimerUnderAsyncTimerChan$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "EVENTLOOP_REVIEW_CHILD=1", "GODEBUG=asynctimerchan=1")
-	out, err := cmd.CombinedOutput()
-	assert.NoError(t, err, "child with GODEBUG=asynctimerchan=1:\n%s", out)
+	runChild(t, "TestPooledResultTimerUnderAsyncTimerChan", "EVENTLOOP_REVIEW_CHILD=1", "GODEBUG=asynctimerchan=1")
 }
 
 // SPEC.md's API block, whose names and signatures are binding, declares

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"runtime/pprof"
 	"strings"
 	"sync/atomic"
@@ -153,4 +155,22 @@ func occupy(t *testing.T, l *eventloop.Loop) (release func(), busy *eventloop.Fu
 	require.NoError(t, err)
 	recv(t, running)
 	return g.open, busy
+}
+
+// runChild runs the test named name again in a child process with env
+// added, and fails unless the child ran that test and it passed: a child
+// told to run a test that does not exist passes with "no tests to run".
+func runChild(t *testing.T, name string, env ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+name+"$", "-test.count=1", "-test.v", "-test.timeout=1m")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	ran := strings.Contains(string(out), "--- PASS: "+name+" ")
+	if len(out) > 1500 {
+		out = append(out[:1500], "\n…"...)
+	}
+	assert.NoError(t, err, "the child process says\n%s", out)
+	assert.True(t, ran, "the child process did not run %s and pass:\n%s", name, out)
 }
