@@ -7,7 +7,8 @@ import (
 
 // CallSoon queues fn to run on the loop, after the work queued before it:
 // the counterpart of asyncio's call_soon_threadsafe. It is safe from any
-// goroutine, loop work included, and does not allocate in the steady state.
+// goroutine, loop work included, and does not allocate in the steady state
+// (with WithDebug, it allocates a record of where it was called).
 //
 // fn is a plain callback, not a coroutine: Await on a pending future in it
 // returns ErrDeadlock. A panic in fn goes to the error handler as a

@@ -11,7 +11,7 @@ import (
 
 // WithDebug records where every task, callback and timer was submitted
 // (the file and line of the call to Submit, CallSoon or CallLater) and
-// attaches it to what the loop reports: PanicError.Site,
+// attaches it to what the loop reports: PanicError.Site(),
 // UnobservedError.Site and SlowTaskError.Site. It also reports a
 // *BlockingWaitError to the error handler each time loop work blocks the
 // loop in Result, Exception or Wait on a pending future of another loop or

@@ -828,7 +828,7 @@ func TestUnobservedError(t *testing.T) {
 		u := diagCollect(t, sink, diagIs(errValue))
 		var pe *eventloop.PanicError
 		require.ErrorAs(t, u, &pe)
-		assert.Equal(t, site, pe.Site)
+		assert.Equal(t, site, pe.Site())
 		assert.Equal(t, site, u.Site)
 	})
 
@@ -1454,7 +1454,7 @@ func TestSlowTaskWatchdog(t *testing.T) {
 				_, err = pf.Result(0)
 				var pe *eventloop.PanicError
 				require.ErrorAs(t, err, &pe)
-				assert.Empty(t, pe.Site, "no site is recorded without WithDebug")
+				assert.Empty(t, pe.Site(), "no site is recorded without WithDebug")
 			})
 		}
 	})
@@ -1522,7 +1522,7 @@ func TestDebugPanicErrorSite(t *testing.T) {
 		var pe *eventloop.PanicError
 		require.ErrorAs(t, err, &pe)
 		assert.Equal(t, "diag: task", pe.Value)
-		assert.Equal(t, site, pe.Site)
+		assert.Equal(t, site, pe.Site())
 	})
 
 	t.Run("a resumed task's *PanicError names the line of its Submit", func(t *testing.T) {
@@ -1539,7 +1539,7 @@ func TestDebugPanicErrorSite(t *testing.T) {
 		_, err = f.Result(long)
 		var pe *eventloop.PanicError
 		require.ErrorAs(t, err, &pe)
-		assert.Equal(t, site, pe.Site)
+		assert.Equal(t, site, pe.Site())
 	})
 
 	t.Run("CallSoon and CallLater panics name the line of the call", func(t *testing.T) {
@@ -1551,18 +1551,18 @@ func TestDebugPanicErrorSite(t *testing.T) {
 		require.NoError(t, l.CallSoon(soon))
 		pe := diagNext[*eventloop.PanicError](t, sink)
 		assert.Equal(t, "diag: CallSoon", pe.Value)
-		assert.Equal(t, soonSite, pe.Site)
+		assert.Equal(t, soonSite, pe.Site())
 		laterSite := diagNextLine()
 		_, err := l.CallLater(time.Millisecond, later)
 		require.NoError(t, err)
 		pe = diagNext[*eventloop.PanicError](t, sink)
 		assert.Equal(t, "diag: CallLater", pe.Value)
-		assert.Equal(t, laterSite, pe.Site)
+		assert.Equal(t, laterSite, pe.Site())
 		zeroSite := diagNextLine()
 		_, err = l.CallLater(0, later)
 		require.NoError(t, err)
 		pe = diagNext[*eventloop.PanicError](t, sink)
-		assert.Equal(t, zeroSite, pe.Site, "a timer due at once")
+		assert.Equal(t, zeroSite, pe.Site(), "a timer due at once")
 	})
 
 	t.Run("a debug loop that has not started records the site too", func(t *testing.T) {
@@ -1574,7 +1574,7 @@ func TestDebugPanicErrorSite(t *testing.T) {
 		require.NoError(t, l.CallSoon(soon))
 		require.NoError(t, l.Start())
 		pe := diagNext[*eventloop.PanicError](t, sink)
-		assert.Equal(t, site, pe.Site)
+		assert.Equal(t, site, pe.Site())
 	})
 
 	t.Run("a done callback's panic has no site: it was not submitted", func(t *testing.T) {
@@ -1587,7 +1587,7 @@ func TestDebugPanicErrorSite(t *testing.T) {
 		f.AddDoneCallback(func(*eventloop.Future[int]) { panic("diag: done callback") })
 		pe := diagNext[*eventloop.PanicError](t, sink)
 		assert.Equal(t, "diag: done callback", pe.Value)
-		assert.Empty(t, pe.Site)
+		assert.Empty(t, pe.Site())
 	})
 
 	t.Run("without WithDebug, Site is empty", func(t *testing.T) {
@@ -1598,9 +1598,9 @@ func TestDebugPanicErrorSite(t *testing.T) {
 		_, err = f.Result(long)
 		var pe *eventloop.PanicError
 		require.ErrorAs(t, err, &pe)
-		assert.Empty(t, pe.Site)
+		assert.Empty(t, pe.Site())
 		require.NoError(t, l.CallSoon(func() { panic("diag: no site either") }))
-		assert.Empty(t, diagNext[*eventloop.PanicError](t, sink).Site)
+		assert.Empty(t, diagNext[*eventloop.PanicError](t, sink).Site())
 	})
 }
 

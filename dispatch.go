@@ -265,7 +265,7 @@ func (l *Loop) callback(fn func(), at *origin) {
 			l.work.callbackPanics.Add(1)
 			p := newPanicError(v)
 			if at != nil {
-				p.Site = siteOf(at.site)
+				p.withSite(siteOf(at.site))
 			}
 			report(l.opts.errorHandler, p)
 		}
@@ -308,7 +308,7 @@ func (c *core) site() uintptr {
 	if c.loop == nil || !c.loop.opts.sites {
 		return 0
 	}
-	return c.x.at.site // x was made by Submit and is never replaced
+	return c.x.at.site // x and at were made by Submit and are never replaced
 }
 
 // run runs the task inline on the dispatcher c.
@@ -354,6 +354,7 @@ func (f *Future[T]) endClosed() {
 	if f.state.Load()&stMask == stCancelling {
 		err = f.x.cause
 	}
+	f.loop.countEnd(err, false)
 	f.endLocked(err)
 }
 

@@ -1,9 +1,11 @@
 package eventloop
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrLoopStopped is returned by Submit, CallSoon and CallLater once Stop (or
@@ -78,9 +80,33 @@ type PanicError struct {
 	// Stack is the stack of the goroutine that panicked, as printed by
 	// runtime/debug.Stack at the moment of the recover.
 	Stack []byte
-	// Site is the file and line where the work that panicked was
-	// submitted, for loops made with WithDebug; "" otherwise.
-	Site string
+}
+
+// siteMark introduces the submission site at the end of a PanicError's
+// Stack. The site lives in Stack rather than in a field of its own so that
+// PanicError keeps the two fields the contract gives it.
+const siteMark = "\neventloop: submitted at "
+
+// Site returns the file and line where the work that panicked was submitted
+// ("file.go:42"), for loops made with WithDebug, or "" otherwise. The loop
+// records it on the last line of Stack.
+func (e *PanicError) Site() string {
+	if e == nil {
+		return ""
+	}
+	i := bytes.LastIndex(e.Stack, []byte(siteMark))
+	if i < 0 {
+		return ""
+	}
+	return strings.TrimSuffix(string(e.Stack[i+len(siteMark):]), "\n")
+}
+
+// withSite records site at the end of e.Stack; "" records nothing.
+func (e *PanicError) withSite(site string) *PanicError {
+	if site != "" {
+		e.Stack = append(e.Stack, siteMark+site+"\n"...)
+	}
+	return e
 }
 
 // Error returns the panic value and the stack.

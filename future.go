@@ -61,18 +61,18 @@ type core struct {
 // core.mu.
 type extra struct {
 	cause      error                   // why a started task was cancelled: ErrCancelled or ErrLoopClosed
-	cancelled  bool                    // a Cancel succeeded
 	callbacks  []func()                // done callbacks not yet started
-	inCallback bool                    // callbacks are being run by the goroutine that ended the future…
-	cbG        uintptr                 // …this one (its gid)
+	cbG        uintptr                 // the gid of the goroutine running the callbacks, while inCallback
 	cbStarted  chan struct{}           // made by an AddDoneCallback that waits; closed once every callback has started
 	done       chan struct{}           // made by Done
 	inner      context.Context         // the real context behind taskCtx, made on demand
 	innerStop  context.CancelCauseFunc // cancels inner
-	tracked    bool                    // in the loop's list of tasks with a real context (Loop.ctxs)…
-	prev, next *core                   // …its links there, guarded by Loop.mu
-	at         origin                  // where the task was submitted (WithDebug), set by Submit; at.fn also set on failure, before the end
+	prev, next *core                   // links in the loop's list of tasks with a real context (Loop.ctxs), guarded by Loop.mu
+	at         *origin                 // where the task was submitted (WithDebug), set by Submit; or, on failure, its function, set before the end
 	unread     *unread                 // set, before the end, on a failed future nobody has read yet; immutable after
+	cancelled  bool                    // a Cancel succeeded
+	inCallback bool                    // callbacks are being run by the goroutine that ended the future (cbG)
+	tracked    bool                    // in Loop.ctxs
 }
 
 // extraLocked returns c.x, making it. c.mu must be held.
@@ -131,6 +131,7 @@ func (c *core) endUnstarted(err error) (callbacks bool) {
 		return false
 	}
 	c.loop.unqueue()
+	c.loop.countEnd(err, false)
 	return c.finishLocked(err)
 }
 
@@ -153,6 +154,7 @@ func (c *core) cancel(cause error, byCancel bool) bool {
 			}
 			c.loop.unqueue()
 			c.extraLocked().cancelled = byCancel
+			c.loop.countEnd(cause, false)
 			c.endLocked(cause)
 			return byCancel
 		case stRunning:
@@ -210,7 +212,6 @@ func (c *core) endLocked(err error) {
 // caller holds c.mu and has written the value, if any.
 func (c *core) finishLocked(err error) (callbacks bool) {
 	c.err = err
-	c.loop.countEnd(err)
 	if failed(err) {
 		c.watchUnreadLocked(err)
 	}
@@ -555,23 +556,34 @@ func (f *Future[T]) Cancelled() bool {
 }
 
 // complete ends a started future with what fn returned, or with the cause
-// if it was cancelled meanwhile. It runs the done callbacks.
+// if it was cancelled meanwhile. It runs the done callbacks. The end is
+// counted in Stats before it is visible.
 func (f *Future[T]) complete(v T, err error) {
 	f.val, f.err = v, err
+	counted := false
 	if f.state.Load() == stRunning && !failed(err) {
-		f.loop.countEnd(err) // counted before the end is visible
+		f.loop.countEnd(err, true)
 		if f.state.CompareAndSwap(stRunning, stDone) {
 			return // nobody watching, nothing cancelled: no lock to take
 		}
-		f.loop.uncountEnd(err) // watched or cancelled meanwhile: counted below
+		counted = true // someone started watching, or a Cancel came: see below
 	}
 	f.mu.Lock()
 	if f.state.Load()&stMask == stCancelling {
+		if counted {
+			f.loop.uncountEnd(err, true) // the Cancel came between the count and the end
+		}
 		var zero T
 		f.val, err = zero, f.x.cause
-	} else if failed(err) {
-		if x := f.extraLocked(); x.at.fn == 0 {
-			x.at.fn = entryPC(f.fn) // for an UnobservedError, read after the end
+		f.loop.countEnd(err, false)
+	} else {
+		if !counted {
+			f.loop.countEnd(err, true)
+		}
+		if failed(err) {
+			if x := f.extraLocked(); x.at == nil {
+				x.at = &origin{fn: entryPC(f.fn)} // for an UnobservedError, read after the end
+			}
 		}
 	}
 	f.endLocked(err)
@@ -583,7 +595,7 @@ func (f *Future[T]) call(ctx context.Context) (v T, err error) {
 		if r := recover(); r != nil {
 			p := newPanicError(r)
 			if f.loop != nil && f.loop.opts.sites {
-				p.Site = siteOf(f.x.at.site) // x was made by Submit
+				p.withSite(siteOf(f.x.at.site)) // x and at were made by Submit
 			}
 			err = p
 		}

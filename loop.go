@@ -263,16 +263,18 @@ func (l *Loop) Stop() {
 // waiting. A loop that never ran closes the same way, its queued futures
 // ending on the calling goroutine.
 //
-// Close is idempotent and safe from any goroutine. Called from loop work it
-// starts the transition and returns without waiting. It returns nil, or an
-// ErrInvalidArgument error for a nil or zero Loop.
+// Close is idempotent and safe from any goroutine. Called from loop work, or
+// from the error handler on the watchdog's goroutine (WithSlowTaskThreshold),
+// it starts the transition and returns without waiting: the loop cannot end
+// while its caller waits for it. It returns nil, or an ErrInvalidArgument
+// error for a nil or zero Loop.
 func (l *Loop) Close() error {
 	if err := l.check(); err != nil {
 		return err
 	}
 	l.closeAsync()
-	if l.InLoop() {
-		return nil
+	if l.InLoop() || l.onWatchdog() {
+		return nil // the loop cannot end while its caller waits for it
 	}
 	<-l.done
 	return nil
@@ -330,8 +332,9 @@ func (l *Loop) closeAsync() {
 // ctx ends first, Shutdown closes the loop as Close does, waits for that,
 // and returns ctx.Err(). The contract's summary ("Stop, wait, then Close")
 // and its lifecycle table differ on the first case; this follows the table,
-// which keeps Closed for work that was cut short. Called from loop work
-// Shutdown returns ErrDeadlock: the loop cannot drain while it waits. A loop
+// which keeps Closed for work that was cut short. Called from loop work (or
+// the watchdog's report, as for Close) Shutdown returns ErrDeadlock: the
+// loop cannot drain while it waits. A loop
 // that never ran has nothing to drain it and is closed at once. On a loop
 // that has exited already (stopped or closed), Shutdown returns nil, even
 // with a ctx that has ended: a drained loop wins over an ended ctx.
@@ -342,7 +345,7 @@ func (l *Loop) Shutdown(ctx context.Context) error {
 	if ctx == nil {
 		return errNilContext
 	}
-	if l.InLoop() {
+	if l.InLoop() || l.onWatchdog() {
 		return ErrDeadlock
 	}
 	l.Stop()

@@ -16,10 +16,10 @@ type Stats struct {
 	// How tasks ended. Every accepted task ends in exactly one of these,
 	// counted before its future reports the end, so a caller that has seen
 	// a future end also sees it counted. (When a Cancel races the return of
-	// a task nobody is waiting for, the task may be counted Completed or
-	// Failed for an instant, then moved to Cancelled.)
-	Completed uint64 // ended with a nil error
-	Failed    uint64 // ended with an error its function returned
+	// a task, the task may be counted Completed for an instant, then moved
+	// to Cancelled: the only way a count goes down.)
+	Completed uint64 // its function returned a nil error
+	Failed    uint64 // its function returned an error (even ErrCancelled, passed on from an awaited future)
 	Panicked  uint64 // its function panicked (the future holds a *PanicError)
 	Cancelled uint64 // ended by Cancel, with ErrCancelled
 	Closed    uint64 // ended by Close, with ErrLoopClosed
@@ -85,8 +85,9 @@ type workStats struct {
 // Loop it returns zero Stats.
 //
 // Keeping the counts costs the loop next to nothing: the producers' counts
-// are plain increments under the lock they take anyway, the loop's are
-// atomic adds on memory only it writes. MaxQueueWait costs a clock reading
+// are plain increments under the lock they take anyway; the others are
+// atomic adds on a cache line of their own, which the loop writes for each
+// piece of work and Cancel, Timer.Stop and Close for what they end. MaxQueueWait costs a clock reading
 // per batch, so it is measured only once Stats has been called: the first
 // call reports 0.
 func (l *Loop) Stats() Stats {
@@ -120,50 +121,42 @@ func (l *Loop) Stats() Stats {
 	return s
 }
 
-// countEnd counts how a task of l ended. It is called before the future is
-// marked done. l may be nil (a Go future).
-func (l *Loop) countEnd(err error) {
-	if l == nil {
-		return
-	}
-	w := &l.work
-	switch err {
-	case nil:
-		w.completed.Add(1)
-	case ErrCancelled:
-		w.cancelled.Add(1)
-	case ErrLoopClosed:
-		w.closed.Add(1)
-	default:
-		if _, ok := err.(*PanicError); ok {
-			w.panicked.Add(1)
-		} else {
-			w.failed.Add(1)
-		}
+// countEnd counts how a task of l ended, before the end is visible: with
+// what its function returned (byFn), or, when it was cancelled or closed,
+// with err, ErrCancelled or ErrLoopClosed. A function that returns
+// ErrCancelled itself, say passing on an awaited future's, failed. l may be
+// nil (a Go future).
+func (l *Loop) countEnd(err error, byFn bool) {
+	if c := l.endCounter(err, byFn); c != nil {
+		c.Add(1)
 	}
 }
 
-// uncountEnd takes back a countEnd whose outcome changed before the future
-// ended (a Cancel came between the count and the end).
-func (l *Loop) uncountEnd(err error) {
+// uncountEnd takes back a countEnd whose outcome changed before the end (a
+// Cancel came between the count and the end).
+func (l *Loop) uncountEnd(err error, byFn bool) {
+	if c := l.endCounter(err, byFn); c != nil {
+		c.Add(^uint64(0))
+	}
+}
+
+func (l *Loop) endCounter(err error, byFn bool) *atomic.Uint64 {
 	if l == nil {
-		return
+		return nil
 	}
 	w := &l.work
-	switch err {
-	case nil:
-		w.completed.Add(^uint64(0))
-	case ErrCancelled:
-		w.cancelled.Add(^uint64(0))
-	case ErrLoopClosed:
-		w.closed.Add(^uint64(0))
-	default:
-		if _, ok := err.(*PanicError); ok {
-			w.panicked.Add(^uint64(0))
-		} else {
-			w.failed.Add(^uint64(0))
-		}
+	switch {
+	case !byFn && err == ErrCancelled:
+		return &w.cancelled
+	case !byFn:
+		return &w.closed
+	case err == nil:
+		return &w.completed
 	}
+	if _, ok := err.(*PanicError); ok {
+		return &w.panicked
+	}
+	return &w.failed
 }
 
 // countRejected counts a refused submission and returns err.
@@ -179,11 +172,12 @@ func (l *Loop) countRejected(err error) error {
 	return err
 }
 
-// appendLocked queues it. If the queue was empty and the loop is busy, it
-// notes the time, so that the loop can measure how long the batch waited.
+// appendLocked queues it. If the queue was empty and the loop is running and
+// busy, it notes the time, so that the loop can measure how long the batch
+// waited (work queued before Run waits for Run, not for the loop).
 // l.mu must be held.
 func (l *Loop) appendLocked(it item) {
-	if len(l.queue) == 0 && !l.idle && l.work.measureWait.Load() {
+	if len(l.queue) == 0 && !l.idle && l.ran && l.work.measureWait.Load() {
 		l.qstats.queuedAt = time.Now()
 	}
 	l.queue = append(l.queue, it)

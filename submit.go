@@ -30,7 +30,7 @@ func Submit[T any](l *Loop, fn func(ctx context.Context) (T, error)) (*Future[T]
 	f := &Future[T]{fn: fn}
 	f.loop, f.bubbled = l, l.bubbled
 	if l.opts.sites {
-		f.x = &extra{at: origin{site: callerPC(0), fn: entryPC(fn)}}
+		f.x = &extra{at: &origin{site: callerPC(0), fn: entryPC(fn)}}
 	}
 	if err := l.enqueue(item{r: f}); err != nil {
 		return nil, err

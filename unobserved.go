@@ -12,10 +12,18 @@ import (
 // Await or done callback ever saw it. Such failures are otherwise silent.
 //
 // Futures that ended with ErrCancelled or ErrLoopClosed are not reported:
-// whoever cancelled or closed chose that outcome. Go futures are reported
-// with log/slog, as their other errors are. The report comes from the
-// runtime's cleanup goroutine some time after the future became
-// unreachable, and only if the garbage collector runs.
+// whoever cancelled or closed chose that outcome (a function that returns
+// one of them, passing on an awaited future's, is taken to pass on a
+// cancellation). Go futures are reported with log/slog, as their other
+// errors are. The report comes from the runtime's cleanup goroutine some
+// time after the future became unreachable, and only if the garbage
+// collector runs.
+//
+// Until its outcome is read, a failed future's error is held for the
+// report. An error that refers back to the future, for instance one that
+// holds the task's context, thus keeps the future reachable: it is neither
+// collected nor reported until someone reads it. Reading the outcome lets
+// go of the error at once.
 type UnobservedError struct {
 	Err  error  // the outcome nobody read: the error returned, or a *PanicError
 	Func string // the function that failed
@@ -39,6 +47,7 @@ func (e *UnobservedError) Unwrap() error { return e.Err }
 // collected.
 type unread struct {
 	read    atomic.Bool // the outcome was read
+	cleanup runtime.Cleanup
 	err     error
 	at      origin
 	handler func(error)
@@ -60,8 +69,12 @@ func (c *core) watchUnreadLocked(err error) {
 	if len(x.callbacks) > 0 || c.waiters.head != nil {
 		return
 	}
-	x.unread = &unread{err: err, at: x.at, handler: c.errorHandler()}
-	runtime.AddCleanup(c, reportUnread, x.unread)
+	u := &unread{err: err, handler: c.errorHandler()}
+	if x.at != nil {
+		u.at = *x.at
+	}
+	u.cleanup = runtime.AddCleanup(c, reportUnread, u)
+	x.unread = u
 }
 
 // reportUnread runs on the runtime's cleanup goroutine once a failed
@@ -77,8 +90,11 @@ func reportUnread(u *unread) {
 // called only after isDone reported true.
 func (c *core) observe() {
 	if failed(c.err) {
-		if u := c.x.unread; u != nil {
-			u.read.Store(true)
+		if u := c.x.unread; u != nil && u.read.CompareAndSwap(false, true) {
+			// Let go of the error: the runtime keeps a cleanup's argument
+			// until the cleanup runs, and an error that refers to the
+			// future (through the task's context, say) would keep it too.
+			u.cleanup.Stop()
 		}
 	}
 }

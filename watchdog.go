@@ -5,23 +5,32 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/corun-go/eventloop/internal/gid"
 )
 
 // WithSlowTaskThreshold reports, to the error handler, every piece of loop
 // work that holds the loop longer than d: a task until it returns or
 // suspends, a resumed coroutine until it suspends again or returns, a
-// callback or timer until it returns. Each occurrence is reported twice, as
-// a *SlowTaskError: once while the work is still running, soon after it
-// passes d (within d/4, or 1ms if that is longer), and once when it lets go of the loop, with the
-// total. The reports name the function, and where it was submitted with
+// callback or timer until it returns. Time spent suspended does not count.
+//
+// A piece is reported as a *SlowTaskError while it still runs, soon after
+// it passes d (within d/4, or 1ms if that is longer; Finished false), and
+// again once it lets go of the loop, with the total (Finished true). One
+// that passes d and ends before the watchdog sees it gets the second report
+// only. The reports name the function, and where it was submitted with
 // WithDebug, or else where the function is defined: for a function literal
 // passed to Submit, that is next to the call.
 //
-// A watchdog goroutine samples the loop every d/4 (but not more often
-// than every millisecond) while the loop runs, and the loop reads the
-// clock once per piece of work; BenchmarkDiagnostics measures what that
-// costs. d <= 0 turns the watchdog
-// off, the default, which costs nothing.
+// The first report comes from the watchdog's goroutine. A handler may call
+// Stop or Close there (Close then returns without waiting, as from loop
+// work), but must not block.
+//
+// A watchdog goroutine samples the loop every d/4 (not more often than
+// every millisecond) for as long as the loop runs, and the loop reads the
+// clock twice per piece of work; the benchmark BenchmarkDiagnostics in this
+// repository measures what that costs. d <= 0 turns the watchdog off, the
+// default, which costs nothing.
 func WithSlowTaskThreshold(d time.Duration) Option {
 	return optionFunc(func(o *options) {
 		if d < 0 {
@@ -76,7 +85,9 @@ type watchdog struct {
 	fn    atomic.Uintptr // its function's entry PC; written by the loop
 	site  atomic.Uintptr // where it was submitted (WithDebug), or 0; written by the loop
 
-	mu sync.Mutex // held while reporting, so that the two reports on a piece arrive in order
+	mu    sync.Mutex                    // held while reporting, so that the two reports on a piece arrive in order
+	final atomic.Pointer[SlowTaskError] // a final report the loop left for the goroutine, which held mu
+	g     atomic.Uintptr                // the goroutine's gid, once it runs
 }
 
 const (
@@ -94,11 +105,14 @@ func newWatchdog(l *Loop, d time.Duration) *watchdog {
 // run samples the loop until stop is closed.
 func (w *watchdog) run() {
 	defer close(w.gone)
+	w.g.Store(gid.Current())
 	t := time.NewTicker(max(w.d/4, time.Millisecond))
 	defer t.Stop()
 	for {
+		w.flush()
 		select {
 		case <-w.stop:
+			w.flush()
 			return
 		case <-t.C:
 		}
@@ -119,6 +133,23 @@ func (w *watchdog) run() {
 	}
 }
 
+// flush makes the final report the loop left, if any. Called by the
+// goroutine.
+func (w *watchdog) flush() {
+	if e := w.final.Swap(nil); e != nil {
+		w.mu.Lock()
+		report(w.l.opts.errorHandler, e)
+		w.mu.Unlock()
+	}
+}
+
+// onWatchdog reports whether the caller is l's watchdog goroutine: a
+// handler that Closes the loop from there must not wait for it, since the
+// loop waits for the watchdog goroutine before it ends.
+func (l *Loop) onWatchdog() bool {
+	return l.watch != nil && l.watch.g.Load() == gid.Current()
+}
+
 // begin marks the start of a piece of work. Called by loop work.
 func (w *watchdog) begin(fn, site uintptr) {
 	w.fn.Store(fn)
@@ -128,8 +159,10 @@ func (w *watchdog) begin(fn, site uintptr) {
 }
 
 // end marks the end of the piece of work begun last, unless it has been
-// marked already, and reports the total if the piece was reported as slow.
-// Called by loop work.
+// marked already, and reports the total if the piece was slow: reported
+// while it ran, or over the threshold by the time it ended between two
+// samples. Called by loop work; it never blocks: if the goroutine is busy
+// reporting, it leaves the report for the goroutine to make next.
 func (w *watchdog) end() {
 	for {
 		s := w.state.Load()
@@ -139,11 +172,16 @@ func (w *watchdog) end() {
 		if !w.state.CompareAndSwap(s, s&^(wdRunning|wdReported)) {
 			continue // the goroutine reported it just now
 		}
-		if s&wdReported != 0 {
-			held := time.Since(epoch) - time.Duration(w.start.Load())
-			w.mu.Lock() // after the report of the running piece
-			report(w.l.opts.errorHandler, slowTask(w.fn.Load(), w.site.Load(), held, true))
+		held := time.Since(epoch) - time.Duration(w.start.Load())
+		if s&wdReported == 0 && held < w.d {
+			return
+		}
+		e := slowTask(w.fn.Load(), w.site.Load(), held, true)
+		if w.mu.TryLock() {
+			report(w.l.opts.errorHandler, e)
 			w.mu.Unlock()
+		} else {
+			w.final.Store(e) // after the goroutine's report on this piece
 		}
 		return
 	}

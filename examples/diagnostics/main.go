@@ -116,7 +116,7 @@ func logReports(log *slog.Logger) func(error) {
 			// log it too if your logs can take a multi-line attribute.
 			log.LogAttrs(ctx, slog.LevelError, "eventloop: callback panicked",
 				slog.Any("panic", panicked.Value),
-				slog.String("site", panicked.Site))
+				slog.String("site", panicked.Site()))
 		default:
 			log.LogAttrs(ctx, slog.LevelError, "eventloop: error", slog.String("err", err.Error()))
 		}
@@ -262,7 +262,7 @@ func run(w io.Writer, log *slog.Logger, vars *expvar.Map, cfg config) (eventloop
 	}
 	var p *eventloop.PanicError
 	if _, err := hit.Wait(ctx); errors.As(err, &p) {
-		fmt.Fprintf(w, "countHit panicked: %v (submitted at %s)\n", p.Value, p.Site)
+		fmt.Fprintf(w, "countHit panicked: %v (submitted at %s)\n", p.Value, p.Site())
 	}
 	if err := l.Shutdown(ctx); err != nil {
 		return eventloop.Stats{}, nil, fmt.Errorf("shutdown: %w", err)

@@ -208,7 +208,7 @@ func TestStatsVarReadsTheLoopOnEveryRead(t *testing.T) {
 }
 
 func TestLogReportsPicksLevelAndAttributes(t *testing.T) {
-	panicErr := &eventloop.PanicError{Value: "boom", Site: "x.go:1"}
+	panicErr := &eventloop.PanicError{Value: "boom", Stack: []byte("goroutine 1 [running]:\neventloop: submitted at x.go:1\n")}
 	cases := []struct {
 		name  string
 		err   error
