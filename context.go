@@ -84,7 +84,7 @@ func (c *core) innerCtx() context.Context {
 	} else {
 		x.inner, x.innerStop = context.WithCancelCause(base)
 		switch {
-		case !c.watchLocked() || c.ctxDone.Load():
+		case !c.watchLocked() || c.ctxDone():
 			// Ended or cancelled already; otherwise ending cancels it.
 			cause := x.cause
 			if cause == nil {
@@ -103,7 +103,7 @@ func (c *core) innerCtx() context.Context {
 // task's context after the close sees it cancelled, Err and Done alike.
 // c.mu must be held.
 func (c *core) catchUpWithCloseLocked() {
-	if c.loop != nil && !c.ctxDone.Load() && c.loop.state.Load() == int32(StateClosed) {
+	if c.loop != nil && !c.ctxDone() && c.loop.state.Load() == int32(StateClosed) {
 		c.cancelStartedLocked(ErrLoopClosed, false)
 	}
 }
@@ -113,11 +113,11 @@ func (c *core) catchUpWithCloseLocked() {
 // no user code synchronously: context.AfterFunc runs its functions on
 // goroutines of its own.
 func (c *core) cancelCtxLocked(cause error) {
-	if c.ctxDone.Load() {
+	if c.ctxDone() {
 		return
 	}
 	if c.x != nil && c.x.innerStop != nil {
 		c.x.innerStop(cause) // before ctxDone: Err must not run ahead of Done
 	}
-	c.ctxDone.Store(true)
+	c.flags.Or(flagCtxDone)
 }

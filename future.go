@@ -40,14 +40,25 @@ const (
 	stWatched uint32 = 4 // someone registered for the end (a waiter, a callback, Done, the context): ending takes mu
 )
 
+// The flags of core.flags. They share a word to keep futures small.
+const (
+	flagCtxDone uint32 = 1 // the task's context is cancelled
+	flagBubbled uint32 = 2 // made in a testing/synctest bubble
+)
+
+// ctxDone reports whether the task's context has been cancelled.
+func (c *core) ctxDone() bool { return c.flags.Load()&flagCtxDone != 0 }
+
+// bubbled reports whether the future was made in a testing/synctest bubble.
+func (c *core) bubbled() bool { return c.flags.Load()&flagBubbled != 0 }
+
 // core is the part of a future that does not depend on its type. It is kept
 // small, because a submission allocates one: what only cancelled, watched
 // or called-back futures need lives in extra.
 type core struct {
-	state   atomic.Uint32 // st… | stWatched; see the methods below for who changes it
-	ctxDone atomic.Bool   // the task's context is cancelled; set with mu held
-	bubbled bool          // made in a testing/synctest bubble; immutable
-	loop    *Loop         // the loop that runs the task; nil for Go futures; immutable
+	state atomic.Uint32 // st… | stWatched; see the methods below for who changes it
+	flags atomic.Uint32 // flagCtxDone (set with mu held) | flagBubbled (set before the future is shared)
+	loop  *Loop         // the loop that runs the task; nil for Go futures; immutable
 
 	mu      sync.Mutex // guards the fields below; may be held while taking Loop.mu, never the reverse
 	err     error      // the outcome's error; written once before state becomes stDone; read only after
@@ -194,7 +205,7 @@ func (c *core) cancelStartedLocked(cause error, byCancel bool) bool {
 // context reads the loop's state when asked (Err, Await, Sleep), and Close
 // cancels the real contexts made behind task contexts (see Loop.ctxs).
 func (c *core) stopped() bool {
-	return c.ctxDone.Load() || c.loop != nil && c.loop.state.Load() == int32(StateClosed)
+	return c.ctxDone() || c.loop != nil && c.loop.state.Load() == int32(StateClosed)
 }
 
 // endLocked ends the future with finishLocked, then runs the done
@@ -322,7 +333,7 @@ func (c *core) wait(timeout time.Duration, ctx context.Context) error {
 	if c.spinUntilDone() {
 		return nil
 	}
-	w := getWaiter(c.bubbled)
+	w := getWaiter(c.bubbled())
 	defer putWaiter(w)
 	c.mu.Lock()
 	if !c.watchLocked() {

@@ -28,7 +28,7 @@ import (
 // inside one, so a switch happens only when work suspends or resumes.
 //
 // What it costs, measured with bench/ on a 2-core VM where a channel
-// ping-pong takes about 650 ns: a Submit allocates one 96-byte future and
+// ping-pong takes about 650 ns: a Submit allocates one 80-byte future and
 // sustains about 160 ns per task from one producer; a Submit and Wait round
 // trip takes about 1.3 µs (1.2× a hand-rolled chan func() loop's); a
 // CallSoon about 33 ns, with no allocation; an Await that suspends and

@@ -65,8 +65,8 @@ func TestSoak(t *testing.T) {
 	// in the heap profile runtime-internal allocations, the waiter and
 	// deadline pools and the like, none per submission. The floor of
 	// 256 KiB keeps that from failing the test and is still far below any
-	// per-task leak: one future (96 bytes) kept per cancelled task would be
-	// 9 MiB here, one kept per hundredth task 1 MiB.
+	// per-task leak: one future (80 bytes) kept per cancelled task would be
+	// 8 MiB here, one kept per hundredth task 0.8 MiB.
 	const floor = 256 << 10
 	limit := before.HeapAlloc + max(before.HeapAlloc/10, floor)
 	t.Logf("%d submissions (%d cancelled by Cancel, %d coroutines that slept) from %d producers in %v (%.0f ns each); "+

@@ -28,7 +28,10 @@ func Submit[T any](l *Loop, fn func(ctx context.Context) (T, error)) (*Future[T]
 		return nil, errNilFunc
 	}
 	f := &Future[T]{fn: fn}
-	f.loop, f.bubbled = l, l.bubbled
+	f.loop = l
+	if l.bubbled {
+		f.flags.Store(flagBubbled)
+	}
 	if l.opts.sites {
 		f.x = &extra{at: &origin{site: callerPC(0), fn: entryPC(fn)}}
 	}
@@ -49,7 +52,9 @@ func Submit[T any](l *Loop, fn func(ctx context.Context) (T, error)) (*Future[T]
 // ended with an ErrInvalidArgument error.
 func Go[T any](fn func(ctx context.Context) (T, error)) *Future[T] {
 	f := &Future[T]{fn: fn}
-	f.bubbled = inBubble()
+	if inBubble() {
+		f.flags.Store(flagBubbled)
+	}
 	if fn == nil {
 		f.fn = func(context.Context) (T, error) { var zero T; return zero, errNilFunc }
 		f.endUnstarted(errNilFunc) // no callbacks yet

@@ -18,19 +18,23 @@ type waitNode struct {
 	gen        uint64        // the coroutine's wait this node belongs to
 }
 
-// waitList is a doubly linked list of waitNodes. The owner's mu must be held.
+// waitList is a circular doubly linked list of waitNodes, held by its head
+// alone (head.prev is the tail), so that it costs a future one word. The
+// owner's mu must be held.
 type waitList struct {
-	head, tail *waitNode
+	head *waitNode
 }
 
 func (l *waitList) push(n *waitNode) {
-	n.prev, n.next = l.tail, nil
-	if l.tail != nil {
-		l.tail.next = n
-	} else {
+	if l.head == nil {
+		n.prev, n.next = n, n
 		l.head = n
+	} else {
+		tail := l.head.prev
+		n.prev, n.next = tail, l.head
+		tail.next = n
+		l.head.prev = n
 	}
-	l.tail = n
 	n.linked = true
 }
 
@@ -39,15 +43,14 @@ func (l *waitList) remove(n *waitNode) bool {
 	if !n.linked {
 		return false
 	}
-	if n.prev != nil {
+	if n.next == n {
+		l.head = nil
+	} else {
 		n.prev.next = n.next
-	} else {
-		l.head = n.next
-	}
-	if n.next != nil {
 		n.next.prev = n.prev
-	} else {
-		l.tail = n.prev
+		if l.head == n {
+			l.head = n.next
+		}
 	}
 	n.next, n.prev, n.linked = nil, nil, false
 	return true
@@ -55,8 +58,13 @@ func (l *waitList) remove(n *waitNode) bool {
 
 // wakeAll unlinks and wakes every node, in the order they were added.
 func (l *waitList) wakeAll() {
-	for n := l.head; n != nil; {
+	head := l.head
+	l.head = nil
+	for n := head; n != nil; {
 		next := n.next
+		if next == head {
+			next = nil // back at the start
+		}
 		n.next, n.prev, n.linked = nil, nil, false
 		if n.ch != nil {
 			n.ch <- struct{}{} // never blocks: one token per registration
@@ -65,7 +73,6 @@ func (l *waitList) wakeAll() {
 		}
 		n = next
 	}
-	l.head, l.tail = nil, nil
 }
 
 // waiter is what a goroutine blocked in Result or Wait waits on: its channel
