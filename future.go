@@ -504,9 +504,11 @@ func (f *Future[T]) Done() <-chan struct{} {
 // Callbacks run once each and start in the order added. One added by a
 // callback of the same future runs after the rest; one added from another
 // goroutine while the goroutine that ended the future still has earlier
-// callbacks to start waits until it has started them, then runs at once. A callback that panics is reported to
-// the loop's error handler as a *PanicError (slog for Go futures) and the
-// rest still run. A nil fn is ignored.
+// callbacks to start waits until it has started them, then runs at once
+// (while the last of them may still be running on the other goroutine). A
+// callback that panics is reported to the loop's error handler as a
+// *PanicError (slog for Go futures) and the rest still run. A nil fn is
+// ignored.
 func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) {
 	if f == nil || fn == nil || f.fn == nil && !f.isDone() {
 		return
