@@ -211,6 +211,9 @@ func (l *Loop) refill() bool {
 			return false
 		}
 		l.idle = true
+		if l.watch != nil {
+			l.watch.last = 0 // the next piece starts after the wait
+		}
 		var timerC <-chan time.Time
 		if len(l.heap) > 0 {
 			// Re-arm only when the earliest deadline changed: arming a

@@ -28,7 +28,7 @@ import (
 //
 // A watchdog goroutine samples the loop every d/4 (not more often than
 // every millisecond) for as long as the loop runs, and the loop reads the
-// clock twice per piece of work; the benchmark BenchmarkDiagnostics in this
+// clock once per piece of work; the benchmark BenchmarkDiagnostics in this
 // repository measures what that costs. d <= 0 turns the watchdog off, the
 // default, which costs nothing.
 func WithSlowTaskThreshold(d time.Duration) Option {
@@ -84,6 +84,8 @@ type watchdog struct {
 	start atomic.Int64   // when the running piece started: nanoseconds since epoch; written by the loop
 	fn    atomic.Uintptr // its function's entry PC; written by the loop
 	site  atomic.Uintptr // where it was submitted (WithDebug), or 0; written by the loop
+
+	last int64 // the clock reading end took, for the next begin; 0 once stale (the loop went idle). Owned by loop work
 
 	mu    sync.Mutex                    // held while reporting, so that the two reports on a piece arrive in order
 	final atomic.Pointer[SlowTaskError] // a final report the loop left for the goroutine, which held mu
@@ -150,11 +152,18 @@ func (l *Loop) onWatchdog() bool {
 	return l.watch != nil && l.watch.g.Load() == gid.Current()
 }
 
-// begin marks the start of a piece of work. Called by loop work.
+// begin marks the start of a piece of work. Called by loop work. The end of
+// one piece and the start of the next are moments apart: they share one
+// clock reading.
 func (w *watchdog) begin(fn, site uintptr) {
+	now := w.last
+	if now == 0 {
+		now = int64(time.Since(epoch))
+	}
+	w.last = 0
 	w.fn.Store(fn)
 	w.site.Store(site)
-	w.start.Store(int64(time.Since(epoch)))
+	w.start.Store(now)
 	w.state.Store((w.state.Load()>>2+1)<<2 | wdRunning)
 }
 
@@ -172,7 +181,9 @@ func (w *watchdog) end() {
 		if !w.state.CompareAndSwap(s, s&^(wdRunning|wdReported)) {
 			continue // the goroutine reported it just now
 		}
-		held := time.Since(epoch) - time.Duration(w.start.Load())
+		now := int64(time.Since(epoch))
+		w.last = now
+		held := time.Duration(now - w.start.Load())
 		if s&wdReported == 0 && held < w.d {
 			return
 		}
