@@ -1,6 +1,7 @@
 package eventloop_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -98,8 +99,12 @@ func TestCancelRunsCallbacksOfAnUnstartedTaskOnTheCaller(t *testing.T) {
 }
 
 // The contract: "AddDoneCallback on a done future runs fn at once, on the
-// caller's goroutine, before returning." That holds also while the goroutine
-// that ended the future is still inside its last callback.
+// caller's goroutine, before returning", and "callbacks run ... in the order
+// added; one added while others are being run runs after them". While the
+// goroutine that ended the future is still inside its last callback, a
+// callback added from elsewhere thus waits for it to return, then runs on
+// the caller's goroutine before AddDoneCallback returns: never alongside it,
+// never before it.
 func TestAddDoneCallbackOnDoneFutureRunsBeforeReturning(t *testing.T) {
 	l := started(t)
 	unblock, _ := occupy(t, l) // so that f is pending when its first callback is added
@@ -108,18 +113,54 @@ func TestAddDoneCallbackOnDoneFutureRunsBeforeReturning(t *testing.T) {
 	inFirst := make(chan struct{})
 	release := newGate()
 	t.Cleanup(release.open)
+	var order []string // written by the first callback, then by the second after it
 	f.AddDoneCallback(func(*eventloop.Future[int]) {
 		close(inFirst)
 		_ = release.wait(context.Background())
+		order = append(order, "first")
 	})
 	unblock()
 	<-inFirst
 	require.True(t, isClosed(f.Done()), "the future is done; its first callback is still running on the loop")
 
-	ran := false
-	f.AddDoneCallback(func(*eventloop.Future[int]) { ran = true })
-	assert.True(t, ran, "fn ran before AddDoneCallback returned")
+	returned := make(chan struct{})
+	var ranOn, callerG string
+	go func() {
+		defer close(returned)
+		callerG = goroutineLine()
+		f.AddDoneCallback(func(*eventloop.Future[int]) {
+			ranOn = goroutineLine()
+			order = append(order, "second")
+		})
+	}()
+	assert.False(t, closedWithinShort(returned), "AddDoneCallback waits while the first callback runs")
 	release.open()
+	require.True(t, closedWithin(returned))
+	assert.Equal(t, []string{"first", "second"}, order, "the second runs after the first has returned")
+	assert.Equal(t, callerG, ranOn, "on the goroutine that called AddDoneCallback, before it returned")
+}
+
+// goroutineLine returns the first line of the caller's stack ("goroutine
+// N [running]:"), which names its goroutine.
+func goroutineLine() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+		buf = buf[:i]
+	}
+	return string(buf)
+}
+
+// closedWithinShort reports whether ch is closed within 50ms: for checking
+// that something does not happen (a failure here is a false positive only
+// on a machine stalled for that long).
+func closedWithinShort(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	case <-time.After(50 * time.Millisecond):
+		return false
+	}
 }
 
 // WithQueueCapacity(n): "with n tasks queued and not yet started, Submit ...

@@ -74,7 +74,7 @@ type extra struct {
 	cause      error                   // why a started task was cancelled: ErrCancelled or ErrLoopClosed
 	callbacks  []func()                // done callbacks not yet started
 	cbG        uintptr                 // the gid of the goroutine running the callbacks, while inCallback
-	cbStarted  chan struct{}           // made by an AddDoneCallback that waits; closed once every callback has started
+	cbDone     chan struct{}           // made by an AddDoneCallback that waits; closed once the running callbacks have all returned
 	done       chan struct{}           // made by Done
 	inner      context.Context         // the real context behind taskCtx, made on demand
 	innerStop  context.CancelCauseFunc // cancels inner
@@ -256,16 +256,16 @@ func (c *core) runCallbacks() {
 		if len(x.callbacks) == 0 {
 			x.callbacks = nil
 			x.inCallback = false
+			if x.cbDone != nil {
+				close(x.cbDone) // AddDoneCallbacks waiting on other goroutines go on
+				x.cbDone = nil
+			}
 			c.mu.Unlock()
 			return
 		}
 		cb := x.callbacks[0]
 		x.callbacks[0] = nil
 		x.callbacks = x.callbacks[1:]
-		if len(x.callbacks) == 0 && x.cbStarted != nil {
-			close(x.cbStarted)
-			x.cbStarted = nil
-		}
 		c.mu.Unlock()
 		c.callSafely(cb)
 	}
@@ -501,14 +501,15 @@ func (f *Future[T]) Done() <-chan struct{} {
 // Wherever it runs, fn is a plain callback, not a coroutine: Await on a
 // pending future in it returns ErrDeadlock.
 //
-// Callbacks run once each and start in the order added. One added by a
-// callback of the same future runs after the rest; one added from another
-// goroutine while the goroutine that ended the future still has earlier
-// callbacks to start waits until it has started them, then runs at once
-// (while the last of them may still be running on the other goroutine). A
-// callback that panics is reported to the loop's error handler as a
-// *PanicError (slog for Go futures) and the rest still run. A nil fn is
-// ignored.
+// Callbacks run once each, one after another, in the order added. One added by a
+// callback of the same future runs after the rest. The callbacks of one
+// future never run at the same time as each other: one added to an ended
+// future while another goroutine is still running its callbacks waits until
+// they have returned, then runs on the calling goroutine before
+// AddDoneCallback returns. (So a callback must not wait for a goroutine
+// that is adding a callback to the same future.) A callback that panics is
+// reported to the loop's error handler as a *PanicError (slog for Go
+// futures) and the rest still run. A nil fn is ignored.
 func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) {
 	if f == nil || fn == nil || f.fn == nil && !f.isDone() {
 		return
@@ -522,21 +523,26 @@ func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) {
 		f.mu.Unlock()
 		return
 	}
-	for x != nil && len(x.callbacks) > 0 {
-		// Another goroutine has earlier callbacks still to start: wait
-		// until it has started them all, so that they start in the order
-		// added.
-		if x.cbStarted == nil {
-			x.cbStarted = make(chan struct{})
+	for x != nil && x.inCallback {
+		// Another goroutine is running the callbacks: wait until they have
+		// all returned, so that this one runs after them, never alongside.
+		if x.cbDone == nil {
+			x.cbDone = make(chan struct{})
 		}
-		started := x.cbStarted
+		done := x.cbDone
 		f.mu.Unlock()
-		<-started
+		<-done
 		f.mu.Lock()
 	}
+	// Run fn here, as the goroutine running the future's callbacks for
+	// now: callbacks that fn adds run after it, and other goroutines
+	// adding callbacks meanwhile wait for them.
+	x = f.extraLocked()
+	x.inCallback, x.cbG = true, gid.Current()
 	f.mu.Unlock()
 	f.observe()
 	f.callSafely(func() { fn(f) })
+	f.runCallbacks()
 }
 
 // Cancel cancels the task and reports whether the future is cancelled.

@@ -841,15 +841,15 @@ func TestGuarDoneCallbacksRunWhereTheFutureEnds(t *testing.T) {
 	})
 }
 
-// The godoc of AddDoneCallback: "one added from another goroutine while the
-// goroutine that ended the future still has earlier callbacks to start
-// waits until it has started them, then runs at once." Callbacks cb1 and cb2
-// are added before the end; the goroutine that ends the future (E) runs
-// cb1, which holds. Goroutine A then adds cb3: it must wait, parked in
-// AddDoneCallback, while cb2 is still to start; once cb1 lets go and E
-// starts cb2 (which holds in turn), cb3 must run on A, before A's
-// AddDoneCallback returns, while cb2 is still running.
-func TestGuarAddDoneCallbackWaitsForEarlierCallbacksToStart(t *testing.T) {
+// The godoc of AddDoneCallback: "The callbacks of one future never run at
+// the same time as each other: one added to an ended future while another
+// goroutine is still running its callbacks waits until they have returned,
+// then runs on the calling goroutine before AddDoneCallback returns."
+// Callbacks cb1 and cb2 are added before the end; the goroutine that ends
+// the future (E) runs cb1, which holds. Goroutine A then adds cb3: it must
+// wait, parked in AddDoneCallback, while cb1 and then cb2 run; once cb2
+// returns, cb3 must run on A, before A's AddDoneCallback returns.
+func TestGuarAddDoneCallbackWaitsForEarlierCallbacksToReturn(t *testing.T) {
 	kinds := []struct {
 		name string
 		make func(t *testing.T, end gate) *eventloop.Future[int]
@@ -905,20 +905,20 @@ func TestGuarAddDoneCallbackWaitsForEarlierCallbacksToStart(t *testing.T) {
 			guarEventually(t, "A waits in AddDoneCallback, or has run cb3", func() bool {
 				return guarParkedIn(a, ").AddDoneCallback(") || ran.Load() || isClosed(returned)
 			})
-			assert.False(t, ran.Load(), "cb3 does not run while cb2 is still to start")
+			assert.False(t, ran.Load(), "cb3 does not run while cb1 runs and cb2 is still to start")
 			assert.False(t, isClosed(returned), "AddDoneCallback waits while cb2 is still to start")
 
 			g1.open() // E finishes cb1 and starts cb2, which holds
 			assert.Equal(t, e, recv(t, in2), "cb2 runs on the goroutine that ended the future")
-			assert.Equal(t, a, recv(t, ran3), "cb3 runs on A, once cb2 has started and while it still runs")
+			guarEventually(t, "A still waits in AddDoneCallback while cb2 runs", func() bool {
+				return guarParkedIn(a, ").AddDoneCallback(") || ran.Load() || isClosed(returned)
+			})
+			assert.False(t, ran.Load(), "cb3 does not run while cb2 still runs")
+			g2.open() // cb2 returns
+			assert.Equal(t, a, recv(t, ran3), "cb3 runs on A, once cb2 has returned")
 			require.True(t, closedWithin(returned))
 			assert.True(t, ranBeforeReturn.Load(), "cb3 ran before A's AddDoneCallback returned")
-			// "Started" means E has called cb2: cb2 and cb3 then run at once
-			// on two goroutines, so their first statements may come in
-			// either order.
-			assert.ElementsMatch(t, []string{"cb1", "cb2", "cb3"}, j.list())
-			assert.Equal(t, "cb1", j.list()[0])
-			g2.open()
+			assert.Equal(t, []string{"cb1", "cb2", "cb3"}, j.list(), "one after another, in the order added")
 		})
 	}
 }
