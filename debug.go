@@ -127,7 +127,7 @@ func warnBlockingWait(owner *Loop, call string) {
 	if l == nil || l == owner || !l.opts.debug {
 		return
 	}
-	report(l.opts.errorHandler, &BlockingWaitError{Call: call, Site: userSite()})
+	l.reportFromLoop(&BlockingWaitError{Call: call, Site: userSite()})
 }
 
 // userSite returns the file and line of the innermost caller outside this

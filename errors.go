@@ -98,7 +98,11 @@ func (e *PanicError) Site() string {
 	if i < 0 {
 		return ""
 	}
-	return strings.TrimSuffix(string(e.Stack[i+len(siteMark):]), "\n")
+	site := strings.TrimSuffix(string(e.Stack[i+len(siteMark):]), "\n")
+	if strings.Contains(site, "\n") {
+		return "" // the marker is not on the last line: not a site the loop recorded
+	}
+	return site
 }
 
 // withSite records site at the end of e.Stack; "" records nothing.

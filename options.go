@@ -73,6 +73,18 @@ func logError(err error) {
 	slog.Error("eventloop: unhandled error", "err", err)
 }
 
+// reportFromLoop passes err to the error handler from loop work, as a plain
+// callback: a handler called inside a task (a watchdog report as the task
+// suspends, a blocking-wait warning) must not suspend the task, so Await
+// there returns ErrDeadlock, as in any plain callback.
+func (l *Loop) reportFromLoop(err error) {
+	if c := l.cur; c != nil {
+		c.inCallback++
+		defer func() { c.inCallback-- }()
+	}
+	report(l.opts.errorHandler, err)
+}
+
 // report passes err to h, and logs a panic in h instead of letting it
 // through: a handler that panics must not take the loop down.
 func report(h func(error), err error) {

@@ -87,9 +87,11 @@ type watchdog struct {
 
 	last int64 // the clock reading end took, for the next begin; 0 once stale (the loop went idle). Owned by loop work
 
-	mu    sync.Mutex                    // held while reporting, so that the two reports on a piece arrive in order
-	final atomic.Pointer[SlowTaskError] // a final report the loop left for the goroutine, which held mu
-	g     atomic.Uintptr                // the goroutine's gid, once it runs
+	mu sync.Mutex     // held while reporting, so that reports arrive in order
+	g  atomic.Uintptr // the goroutine's gid while it runs, else 0
+
+	pmu     sync.Mutex       // guards pending
+	pending []*SlowTaskError // final reports the loop left, in order, while the goroutine held mu
 }
 
 const (
@@ -106,8 +108,11 @@ func newWatchdog(l *Loop, d time.Duration) *watchdog {
 
 // run samples the loop until stop is closed.
 func (w *watchdog) run() {
-	defer close(w.gone)
 	w.g.Store(gid.Current())
+	defer func() {
+		w.g.Store(0) // a later goroutine may get the same gid
+		close(w.gone)
+	}()
 	t := time.NewTicker(max(w.d/4, time.Millisecond))
 	defer t.Stop()
 	for {
@@ -128,20 +133,31 @@ func (w *watchdog) run() {
 			continue
 		}
 		w.mu.Lock()
+		w.flushLocked()                              // earlier pieces' final reports first
 		if w.state.CompareAndSwap(s, s|wdReported) { // else it ended meanwhile
 			report(w.l.opts.errorHandler, slowTask(fn, site, held, false))
 		}
+		w.flushLocked()
 		w.mu.Unlock()
 	}
 }
 
-// flush makes the final report the loop left, if any. Called by the
-// goroutine.
+// flush makes the final reports the loop left, if any.
 func (w *watchdog) flush() {
-	if e := w.final.Swap(nil); e != nil {
-		w.mu.Lock()
+	w.mu.Lock()
+	w.flushLocked()
+	w.mu.Unlock()
+}
+
+// flushLocked makes the final reports the loop left, in order. w.mu must
+// be held.
+func (w *watchdog) flushLocked() {
+	w.pmu.Lock()
+	pending := w.pending
+	w.pending = nil
+	w.pmu.Unlock()
+	for _, e := range pending {
 		report(w.l.opts.errorHandler, e)
-		w.mu.Unlock()
 	}
 }
 
@@ -188,12 +204,18 @@ func (w *watchdog) end() {
 			return
 		}
 		e := slowTask(w.fn.Load(), w.site.Load(), held, true)
-		if w.mu.TryLock() {
-			report(w.l.opts.errorHandler, e)
-			w.mu.Unlock()
-		} else {
-			w.final.Store(e) // after the goroutine's report on this piece
+		if !w.mu.TryLock() {
+			// The goroutine is reporting, maybe on this piece: it makes
+			// this report after its own.
+			w.pmu.Lock()
+			w.pending = append(w.pending, e)
+			w.pmu.Unlock()
+			return
 		}
+		w.flushLocked()
+		w.l.reportFromLoop(e)
+		w.mu.Unlock()
+		w.last = 0 // the handler's time is not the next piece's
 		return
 	}
 }
