@@ -367,7 +367,7 @@ func TestBadNilFunction(t *testing.T) {
 				if state == "new" {
 					require.NoError(t, l.Start())
 				}
-				faultLoopGoesOn(t, l) // nothing nil was queued to panic on the loop
+				loopGoesOn(t, l) // nothing nil was queued to panic on the loop
 				assert.Empty(t, reports.list())
 			}},
 		)
@@ -380,7 +380,7 @@ func TestBadNilFunction(t *testing.T) {
 				if state == "new" {
 					require.NoError(t, l.Start())
 				}
-				faultLoopGoesOn(t, l)
+				loopGoesOn(t, l)
 				assert.Empty(t, reports.list())
 			}})
 		}
@@ -417,7 +417,7 @@ func TestBadNilFunction(t *testing.T) {
 			v, err := outcomeOf(t, f)
 			assert.NoError(t, err)
 			assert.Equal(t, 1, v)
-			faultLoopGoesOn(t, l)
+			loopGoesOn(t, l)
 			assert.True(t, ran, "the other callback ran")
 			assert.Empty(t, reports.list(), "no panic from calling a nil callback")
 		}},
@@ -555,7 +555,7 @@ func TestBadDurations(t *testing.T) {
 				synctest.Wait()
 				assert.True(t, isClosed(fired), "a later timer still fires")
 				assert.False(t, ran.Load(), "not after a hundred years")
-				faultLoopGoesOn(t, l)
+				loopGoesOn(t, l)
 				assert.True(t, tm.Stop(), "Stop keeps it from running")
 				assert.False(t, tm.Stop())
 				assert.Empty(t, reports.list())
@@ -622,7 +622,7 @@ func TestBadDurations(t *testing.T) {
 				time.Sleep(100 * 365 * 24 * time.Hour)
 				synctest.Wait()
 				require.Empty(t, out, "still sleeping after a hundred years")
-				faultLoopGoesOn(t, l)
+				loopGoesOn(t, l)
 				assert.True(t, f.Cancel())
 				<-f.Done()
 				assert.ErrorIs(t, <-out, context.Canceled)
@@ -762,13 +762,13 @@ func TestBadContexts(t *testing.T) {
 				badCase{"Start() on a running loop", func(t *testing.T) {
 					l := started(t)
 					assert.ErrorIs(t, l.Start(), eventloop.ErrLoopRunning)
-					faultLoopGoesOn(t, l)
+					loopGoesOn(t, l)
 				}},
 				badCase{"Shutdown(nil ctx) on a running loop", func(t *testing.T) {
 					l := started(t)
 					assert.ErrorIs(t, l.Shutdown(c.ctx()), eventloop.ErrInvalidArgument)
 					assert.Equal(t, eventloop.StateRunning, l.State(), "not documented: the loop is as it was")
-					faultLoopGoesOn(t, l)
+					loopGoesOn(t, l)
 				}},
 				badCase{"Shutdown(nil ctx) on a new loop", func(t *testing.T) {
 					l := idleLoop(t)
@@ -803,7 +803,7 @@ func TestBadContexts(t *testing.T) {
 			badCase{"Run(" + c.name + ") on a running loop returns ErrLoopRunning and leaves it running", func(t *testing.T) {
 				l := started(t)
 				assert.ErrorIs(t, l.Run(c.ctx()), eventloop.ErrLoopRunning)
-				faultLoopGoesOn(t, l)
+				loopGoesOn(t, l)
 			}},
 			badCase{"Shutdown(" + c.name + ") on a loop with a started task closes it and returns ctx.Err()", func(t *testing.T) {
 				l := eventloop.New()
@@ -1136,7 +1136,7 @@ func TestBadValues(t *testing.T) {
 				eventloop.WithErrorHandler(nil), eventloop.WithQueueCapacity(-5),
 				eventloop.WithErrorHandler(sink.handler), eventloop.WithQueueCapacity(0))
 			require.NoError(t, l.CallSoon(func() { panic("last handler wins") }))
-			faultLoopGoesOn(t, l)
+			loopGoesOn(t, l)
 			errs := sink.list()
 			require.Len(t, errs, 1)
 			requirePanicError(t, errs[0], "last handler wins")

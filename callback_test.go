@@ -498,20 +498,6 @@ func TestNoStarvation(t *testing.T) {
 }
 
 func TestCallbackPanics(t *testing.T) {
-	// loopGoesOn checks that l still runs tasks and callbacks.
-	loopGoesOn := func(t *testing.T, l *eventloop.Loop) {
-		t.Helper()
-		assert.Equal(t, eventloop.StateRunning, l.State(), "the loop's state after a panic")
-		f, err := eventloop.Submit(l, func(context.Context) (int, error) { return 42, nil })
-		require.NoError(t, err, "Submit after a panic")
-		v, err := outcomeOf(t, f)
-		assert.NoError(t, err, "a task after a panic")
-		assert.Equal(t, 42, v, "a task after a panic")
-		ran := make(chan struct{})
-		require.NoError(t, l.CallSoon(func() { close(ran) }), "CallSoon after a panic")
-		waitClosed(t, ran, "a callback after a panic")
-	}
-
 	t.Run("a panic in a CallSoon callback goes to the error handler and the loop goes on", func(t *testing.T) {
 		sink := newErrorSink()
 		l := started(t, eventloop.WithErrorHandler(sink.handler))

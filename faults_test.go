@@ -59,26 +59,6 @@ func faultIdleLoop(t *testing.T, opts ...eventloop.Option) (*eventloop.Loop, *fa
 	return idleLoop(t, append(opts, eventloop.WithErrorHandler(r.handler))...), r
 }
 
-// faultLoopGoesOn checks that l still runs tasks, callbacks and timers. Since
-// loop work runs in order, it also means the reports of the loop work queued
-// before it have been made.
-func faultLoopGoesOn(t *testing.T, l *eventloop.Loop) {
-	t.Helper()
-	assert.Equal(t, eventloop.StateRunning, l.State(), "the loop is still running")
-	f, err := eventloop.Submit(l, func(context.Context) (int, error) { return 42, nil })
-	require.NoError(t, err, "Submit after the fault")
-	v, err := outcomeOf(t, f)
-	assert.NoError(t, err, "a task after the fault")
-	assert.Equal(t, 42, v, "a task after the fault returns its value")
-	ran := make(chan struct{})
-	require.NoError(t, l.CallSoon(func() { close(ran) }), "CallSoon after the fault")
-	waitClosed(t, ran, "a callback after the fault")
-	fired := make(chan struct{})
-	_, err = l.CallLater(time.Millisecond, func() { close(fired) })
-	require.NoError(t, err, "CallLater after the fault")
-	waitClosed(t, fired, "a timer after the fault")
-}
-
 // faultPanicError asserts that err is a *PanicError with value v whose stack
 // shows the panic in this file, and returns it.
 func faultPanicError(t *testing.T, err error, v any) *eventloop.PanicError {
@@ -166,7 +146,7 @@ func TestFaultPanicInATask(t *testing.T) {
 			}
 			faultPanicError(t, receiveWithin(t, seen, "the done callback"), tc.value)
 			assert.False(t, f.Cancelled())
-			faultLoopGoesOn(t, l)
+			loopGoesOn(t, l)
 			assert.Empty(t, reports.list(), "a task's panic is its future's outcome, not a report")
 		})
 	}
@@ -180,7 +160,7 @@ func TestFaultPanicInATask(t *testing.T) {
 		require.ErrorAs(t, err, &pe)
 		assert.IsType(t, &runtime.PanicNilError{}, pe.Value, "since Go 1.21 panic(nil) panics with a *runtime.PanicNilError")
 		assert.NotEmpty(t, pe.Stack)
-		faultLoopGoesOn(t, l)
+		loopGoesOn(t, l)
 		assert.Empty(t, reports.list())
 	})
 
@@ -206,7 +186,7 @@ func TestFaultPanicInATask(t *testing.T) {
 				assert.Equal(t, i, v)
 			}
 		}
-		faultLoopGoesOn(t, l)
+		loopGoesOn(t, l)
 		assert.Empty(t, reports.list())
 	})
 }
@@ -260,7 +240,7 @@ func TestFaultPanicInAResumedCoroutine(t *testing.T) {
 				_, err = f.Result(0)
 				assert.True(t, <-resumed, "it resumed on the loop")
 				faultPanicError(t, err, "boom after "+name)
-				faultLoopGoesOn(t, l)
+				loopGoesOn(t, l)
 				<-bystander.Done()
 				v, err := bystander.Result(0)
 				assert.NoError(t, err, "a coroutine suspended across the panic")
@@ -277,7 +257,7 @@ func TestFaultPanicInPlainCallbacks(t *testing.T) {
 		var after atomic.Bool
 		require.NoError(t, l.CallSoon(func() { panic("boom in CallSoon") }))
 		require.NoError(t, l.CallSoon(func() { after.Store(true) }))
-		faultLoopGoesOn(t, l)
+		loopGoesOn(t, l)
 		assert.True(t, after.Load(), "the callback queued after the panicking one ran")
 		errs := reports.list()
 		require.Len(t, errs, 1, "exactly one report: %v", errs)
@@ -305,7 +285,7 @@ func TestFaultPanicInPlainCallbacks(t *testing.T) {
 			time.Sleep(time.Minute)
 			synctest.Wait()
 			assert.True(t, later.Load(), "the next timer fired after the panic")
-			faultLoopGoesOn(t, l)
+			loopGoesOn(t, l)
 			assert.Len(t, reports.list(), 1, "one panic, one report")
 		})
 	})
@@ -322,7 +302,7 @@ func TestFaultPanicInPlainCallbacks(t *testing.T) {
 			time.Sleep(n * time.Second)
 			synctest.Wait()
 			errs := reports.list()
-			faultLoopGoesOn(t, l)
+			loopGoesOn(t, l)
 			got := map[any]int{}
 			for _, err := range reports.list() {
 				var pe *eventloop.PanicError
@@ -352,7 +332,7 @@ func TestFaultPanicInDoneCallbacks(t *testing.T) {
 		v, err := outcomeOf(t, f)
 		assert.NoError(t, err)
 		assert.Equal(t, 1, v, "a done callback's panic does not change the outcome")
-		faultLoopGoesOn(t, l)
+		loopGoesOn(t, l)
 		assert.Equal(t, []string{"first", "panicking, inLoop=true", "third"}, j.list())
 		errs := reports.list()
 		require.Len(t, errs, 1, "exactly one report: %v", errs)
@@ -388,7 +368,7 @@ func TestFaultPanicInDoneCallbacks(t *testing.T) {
 		require.Len(t, records, 1, "one slog record: %v", records)
 		err, _ = records[0].attrs["err"].(error)
 		faultPanicError(t, err, "boom in a Go done callback")
-		faultLoopGoesOn(t, l)
+		loopGoesOn(t, l)
 		assert.Empty(t, reports.list(), "a Go future has no loop: nothing goes to a loop's handler")
 	})
 
@@ -416,7 +396,7 @@ func TestFaultPanicInDoneCallbacks(t *testing.T) {
 		release()
 		_, err = outcomeOf(t, busy)
 		require.NoError(t, err)
-		faultLoopGoesOn(t, l)
+		loopGoesOn(t, l)
 		assert.Len(t, reports.list(), 1)
 	})
 
@@ -454,7 +434,7 @@ func TestFaultPanicInDoneCallbacks(t *testing.T) {
 		errs := reports.list()
 		require.Len(t, errs, 1, "reported before AddDoneCallback returned: %v", errs)
 		faultPanicError(t, errs[0], "boom at once")
-		faultLoopGoesOn(t, l)
+		loopGoesOn(t, l)
 		assert.Len(t, reports.list(), 1)
 	})
 }
@@ -506,7 +486,7 @@ func TestFaultPanickingErrorHandler(t *testing.T) {
 	assert.NoError(t, err)
 	assert.Equal(t, 1, v)
 
-	faultLoopGoesOn(t, l)
+	loopGoesOn(t, l)
 	mu.Lock()
 	defer mu.Unlock()
 	want := []string{"from CallSoon", "from CallLater", "from a done callback", "from a cancelled future's callback"}
@@ -651,7 +631,7 @@ func TestFaultLoopWorkEndsItsOwnLoop(t *testing.T) {
 				assert.NoError(t, err)
 				assert.Equal(t, 1, v)
 			}
-			faultLoopGoesOn(t, l)
+			loopGoesOn(t, l)
 			assert.Empty(t, reports.list())
 		})
 	}
@@ -709,7 +689,7 @@ func TestFaultTaskSubmitsToAClosedLoop(t *testing.T) {
 		r, err := outcomeOf(t, f)
 		require.NoError(t, err)
 		check(t, r, eventloop.ErrLoopClosed)
-		faultLoopGoesOn(t, l)
+		loopGoesOn(t, l)
 		assert.Empty(t, reports.list())
 	})
 
@@ -731,7 +711,7 @@ func TestFaultTaskSubmitsToAClosedLoop(t *testing.T) {
 		r, err := outcomeOf(t, f)
 		require.NoError(t, err)
 		check(t, r, eventloop.ErrLoopClosed)
-		faultLoopGoesOn(t, l)
+		loopGoesOn(t, l)
 		assert.Empty(t, reports.list())
 	})
 
@@ -747,7 +727,7 @@ func TestFaultTaskSubmitsToAClosedLoop(t *testing.T) {
 		require.NoError(t, err)
 		check(t, r, eventloop.ErrLoopStopped)
 		require.NoError(t, other.Close())
-		faultLoopGoesOn(t, l)
+		loopGoesOn(t, l)
 		assert.Empty(t, reports.list())
 	})
 }
@@ -929,7 +909,7 @@ func TestFaultAwaitOnAnotherLoopThatCloses(t *testing.T) {
 			assert.Equal(t, 5, v)
 			_, err = awaited.Result(0)
 			assert.ErrorIs(t, err, eventloop.ErrLoopClosed)
-			faultLoopGoesOn(t, l)
+			loopGoesOn(t, l)
 			assert.Empty(t, reports.list())
 			assert.Empty(t, otherReports.list())
 		})

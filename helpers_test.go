@@ -174,3 +174,23 @@ func runChild(t *testing.T, name string, env ...string) {
 	assert.NoError(t, err, "the child process says\n%s", out)
 	assert.True(t, ran, "the child process did not run %s and pass:\n%s", name, out)
 }
+
+// loopGoesOn checks that l still runs tasks, callbacks and timers. Since
+// loop work runs in order, it also means the reports of the loop work queued
+// before it have been made.
+func loopGoesOn(t *testing.T, l *eventloop.Loop) {
+	t.Helper()
+	assert.Equal(t, eventloop.StateRunning, l.State(), "the loop is still running")
+	f, err := eventloop.Submit(l, func(context.Context) (int, error) { return 42, nil })
+	require.NoError(t, err, "Submit after the fault")
+	v, err := outcomeOf(t, f)
+	assert.NoError(t, err, "a task after the fault")
+	assert.Equal(t, 42, v, "a task after the fault returns its value")
+	ran := make(chan struct{})
+	require.NoError(t, l.CallSoon(func() { close(ran) }), "CallSoon after the fault")
+	waitClosed(t, ran, "a callback after the fault")
+	fired := make(chan struct{})
+	_, err = l.CallLater(time.Millisecond, func() { close(fired) })
+	require.NoError(t, err, "CallLater after the fault")
+	waitClosed(t, fired, "a timer after the fault")
+}
