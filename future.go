@@ -501,11 +501,11 @@ func (f *Future[T]) Done() <-chan struct{} {
 // Wherever it runs, fn is a plain callback, not a coroutine: Await on a
 // pending future in it returns ErrDeadlock.
 //
-// Callbacks run once each, one after another, in the order added. One added by a
-// callback of the same future runs after the rest. The callbacks of one
-// future never run at the same time as each other: one added to an ended
-// future while another goroutine is still running its callbacks waits until
-// they have returned, then runs on the calling goroutine before
+// Callbacks run once each, one after another, in the order added. One
+// added by a callback of the same future runs after the rest. The callbacks
+// of one future never run at the same time as each other: one added to an
+// ended future while another goroutine is still running its callbacks
+// waits until they have returned, then runs on the calling goroutine before
 // AddDoneCallback returns. (So a callback must not wait for a goroutine
 // that is adding a callback to the same future.) A callback that panics is
 // reported to the loop's error handler as a *PanicError (slog for Go
