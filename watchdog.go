@@ -92,6 +92,7 @@ type watchdog struct {
 
 	pmu     sync.Mutex       // guards pending
 	pending []*SlowTaskError // final reports the loop left, in order, while the goroutine held mu
+	kick    chan struct{}    // buffered(1): the loop left a report in pending
 }
 
 const (
@@ -103,7 +104,7 @@ const (
 var epoch = time.Now()
 
 func newWatchdog(l *Loop, d time.Duration) *watchdog {
-	return &watchdog{l: l, d: d, stop: make(chan struct{}), gone: make(chan struct{})}
+	return &watchdog{l: l, d: d, stop: make(chan struct{}), gone: make(chan struct{}), kick: make(chan struct{}, 1)}
 }
 
 // run samples the loop until stop is closed.
@@ -121,6 +122,8 @@ func (w *watchdog) run() {
 		case <-w.stop:
 			w.flush()
 			return
+		case <-w.kick:
+			continue // flush it now
 		case <-t.C:
 		}
 		s := w.state.Load()
@@ -210,6 +213,10 @@ func (w *watchdog) end() {
 			w.pmu.Lock()
 			w.pending = append(w.pending, e)
 			w.pmu.Unlock()
+			select {
+			case w.kick <- struct{}{}:
+			default: // a kick is waiting already
+			}
 			return
 		}
 		w.flushLocked()
