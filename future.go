@@ -36,8 +36,9 @@ const (
 	stCancelling               // started, then cancelled; ends with the cause when fn returns
 	stDone                     // ended; the outcome is set. Always stored without flags.
 
-	stMask    uint32 = 3
-	stWatched uint32 = 4 // someone registered for the end (a waiter, a callback, Done, the context): ending takes mu
+	stMask     uint32 = 3
+	stWatched  uint32 = 4 // someone registered for the end (a waiter, a callback, Done, the context): ending takes mu
+	stReturned uint32 = 8 // on stRunning: fn has returned and its outcome is being stored; too late for Cancel
 )
 
 // The flags of core.flags. They share a word to keep futures small.
@@ -169,6 +170,10 @@ func (c *core) cancel(cause error, byCancel bool) bool {
 			c.endLocked(cause)
 			return byCancel
 		case stRunning:
+			if s&stReturned != 0 {
+				c.mu.Unlock()
+				return false // fn has returned: the future is ending with its outcome
+			}
 			if !c.cancelStartedLocked(cause, byCancel) {
 				continue // it ended or was watched meanwhile
 			}
@@ -188,7 +193,7 @@ func (c *core) cancel(cause error, byCancel bool) bool {
 // (the task ended, or someone watched it): look again. c.mu must be held.
 func (c *core) cancelStartedLocked(cause error, byCancel bool) bool {
 	s := c.state.Load()
-	if s&stMask != stRunning || !c.state.CompareAndSwap(s, s&^stMask|stCancelling) {
+	if s&stMask != stRunning || s&stReturned != 0 || !c.state.CompareAndSwap(s, s&^stMask|stCancelling) {
 		return false
 	}
 	x := c.extraLocked()
@@ -553,9 +558,10 @@ func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) {
 // Sleep it is suspended in returns at once; and the future ends with
 // ErrCancelled when the function returns, whatever it returned: Done is
 // never closed while it still runs. Cancel returns true again for a future
-// already cancelled, and false for one that ended otherwise, or whose loop
-// has closed: Close came first, and the future ends with ErrLoopClosed. For
-// Go futures the same rules hold.
+// already cancelled, and false for one that ended otherwise, for one whose
+// function has already returned (the future is ending with that outcome),
+// or whose loop has closed: Close came first, and the future ends with
+// ErrLoopClosed. For Go futures the same rules hold.
 func (f *Future[T]) Cancel() bool {
 	if f.unusable() {
 		return false
@@ -576,35 +582,35 @@ func (f *Future[T]) Cancelled() bool {
 
 // complete ends a started future with what fn returned, or with the cause
 // if it was cancelled meanwhile. It runs the done callbacks. The end is
-// counted in Stats before it is visible.
+// counted in Stats before it is visible, and counted once: marking the
+// future returned first makes a Cancel that comes later lose.
 func (f *Future[T]) complete(v T, err error) {
 	f.val, f.err = v, err
-	counted := false
-	if f.state.Load() == stRunning && !failed(err) {
+	for {
+		s := f.state.Load()
+		if s&stMask != stRunning {
+			break // cancelled (or closed) while it ran: it ends with the cause
+		}
+		if !f.state.CompareAndSwap(s, s|stReturned) {
+			continue // watched or cancelled meanwhile
+		}
 		f.loop.countEnd(err, true)
-		if f.state.CompareAndSwap(stRunning, stDone) {
-			return // nobody watching, nothing cancelled: no lock to take
+		if s == stRunning && !failed(err) && f.state.CompareAndSwap(stRunning|stReturned, stDone) {
+			return // nobody watching: no lock to take
 		}
-		counted = true // someone started watching, or a Cancel came: see below
-	}
-	f.mu.Lock()
-	if f.state.Load()&stMask == stCancelling {
-		if counted {
-			f.loop.uncountEnd(err, true) // the Cancel came between the count and the end
-		}
-		var zero T
-		f.val, err = zero, f.x.cause
-		f.loop.countEnd(err, false)
-	} else {
-		if !counted {
-			f.loop.countEnd(err, true)
-		}
+		f.mu.Lock()
 		if failed(err) {
 			if x := f.extraLocked(); x.at == nil {
 				x.at = &origin{fn: entryPC(f.fn)} // for an UnobservedError, read after the end
 			}
 		}
+		f.endLocked(err)
+		return
 	}
+	f.mu.Lock()
+	var zero T
+	f.val, err = zero, f.x.cause
+	f.loop.countEnd(err, false)
 	f.endLocked(err)
 }
 

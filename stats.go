@@ -15,9 +15,7 @@ type Stats struct {
 
 	// How tasks ended. Every accepted task ends in exactly one of these,
 	// counted before its future reports the end, so a caller that has seen
-	// a future end also sees it counted. (When a Cancel races the return of
-	// a task, the task may be counted Completed for an instant, then moved
-	// to Cancelled: the only way a count goes down.)
+	// a future end also sees it counted. Counts never go down.
 	Completed uint64 // its function returned a nil error
 	Failed    uint64 // its function returned an error (even ErrCancelled, passed on from an awaited future)
 	Panicked  uint64 // its function panicked (the future holds a *PanicError)
@@ -129,14 +127,6 @@ func (l *Loop) Stats() Stats {
 func (l *Loop) countEnd(err error, byFn bool) {
 	if c := l.endCounter(err, byFn); c != nil {
 		c.Add(1)
-	}
-}
-
-// uncountEnd takes back a countEnd whose outcome changed before the end (a
-// Cancel came between the count and the end).
-func (l *Loop) uncountEnd(err error, byFn bool) {
-	if c := l.endCounter(err, byFn); c != nil {
-		c.Add(^uint64(0))
 	}
 }
 
