@@ -171,8 +171,14 @@ func (c *core) cancel(cause error, byCancel bool) bool {
 			return byCancel
 		case stRunning:
 			if s&stReturned != 0 {
+				// fn has returned: the future is ending with its outcome.
+				// Wait the moment it takes (it needs mu), so that a false
+				// Cancel always means an ended future.
 				c.mu.Unlock()
-				return false // fn has returned: the future is ending with its outcome
+				for !c.isDone() {
+					runtime.Gosched()
+				}
+				return false
 			}
 			if !c.cancelStartedLocked(cause, byCancel) {
 				continue // it ended or was watched meanwhile
@@ -558,10 +564,11 @@ func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) {
 // Sleep it is suspended in returns at once; and the future ends with
 // ErrCancelled when the function returns, whatever it returned: Done is
 // never closed while it still runs. Cancel returns true again for a future
-// already cancelled, and false for one that ended otherwise, for one whose
-// function has already returned (the future is ending with that outcome),
-// or whose loop has closed: Close came first, and the future ends with
-// ErrLoopClosed. For Go futures the same rules hold.
+// already cancelled, and false for one that ended otherwise (also one whose
+// function returned just before: Cancel then waits the moment it takes the
+// future to end with that outcome), or whose loop has closed: Close came
+// first, and the future ends with ErrLoopClosed. For Go futures the same
+// rules hold.
 func (f *Future[T]) Cancel() bool {
 	if f.unusable() {
 		return false
