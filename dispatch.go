@@ -147,10 +147,10 @@ func (l *Loop) dispatch(c *coro) {
 			if !l.closing {
 				if w := l.watch; w != nil {
 					w.begin(entryPC(it.fn), 0)
-					l.callback(it.fn, nil)
+				}
+				l.callback(it.fn, nil)
+				if w := l.watch; w != nil {
 					w.end()
-				} else {
-					l.callback(it.fn, nil)
 				}
 			}
 			continue
