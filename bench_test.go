@@ -12,8 +12,8 @@ import (
 // These benchmarks measure the library alone; bench/ compares it with the
 // alternatives.
 
-func benchLoop(b *testing.B) *eventloop.Loop {
-	l := eventloop.New()
+func benchLoop(b *testing.B, opts ...eventloop.Option) *eventloop.Loop {
+	l := eventloop.New(opts...)
 	if err := l.Start(); err != nil {
 		b.Fatal(err)
 	}
@@ -34,8 +34,10 @@ func BenchmarkSubmitResult(b *testing.B) {
 	}
 }
 
-func BenchmarkSubmitWait(b *testing.B) {
-	l := benchLoop(b)
+func BenchmarkSubmitWait(b *testing.B) { benchRoundTrip(b, benchLoop(b)) }
+
+// benchRoundTrip measures a Submit and Wait round trip on l.
+func benchRoundTrip(b *testing.B, l *eventloop.Loop) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -48,8 +50,11 @@ func BenchmarkSubmitWait(b *testing.B) {
 
 // BenchmarkSubmit is fire-and-forget throughput: ns per task, its execution
 // included (the last future is awaited).
-func BenchmarkSubmit(b *testing.B) {
-	l := benchLoop(b)
+func BenchmarkSubmit(b *testing.B) { benchFireAndForget(b, benchLoop(b)) }
+
+// benchFireAndForget submits b.N tasks to l without waiting, then waits for
+// the last.
+func benchFireAndForget(b *testing.B, l *eventloop.Loop) {
 	b.ReportAllocs()
 	var last *eventloop.Future[struct{}]
 	for b.Loop() {
@@ -104,33 +109,7 @@ func BenchmarkDiagnostics(b *testing.B) {
 		{"debug", []eventloop.Option{eventloop.WithDebug()}},
 	}
 	for _, c := range configs {
-		start := func(b *testing.B) *eventloop.Loop {
-			l := eventloop.New(c.opts...)
-			if err := l.Start(); err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { l.Close() })
-			return l
-		}
-		b.Run("path=submit/options="+c.name, func(b *testing.B) {
-			l := start(b)
-			b.ReportAllocs()
-			var last *eventloop.Future[struct{}]
-			for b.Loop() {
-				last, _ = eventloop.Submit(l, nop)
-			}
-			<-last.Done()
-		})
-		b.Run("path=roundtrip/options="+c.name, func(b *testing.B) {
-			l := start(b)
-			ctx := context.Background()
-			b.ReportAllocs()
-			for b.Loop() {
-				f, _ := eventloop.Submit(l, nop)
-				if _, err := f.Wait(ctx); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+		b.Run("path=submit/options="+c.name, func(b *testing.B) { benchFireAndForget(b, benchLoop(b, c.opts...)) })
+		b.Run("path=roundtrip/options="+c.name, func(b *testing.B) { benchRoundTrip(b, benchLoop(b, c.opts...)) })
 	}
 }
