@@ -57,6 +57,7 @@ type queueStats struct {
 	submitted uint64    // accepted Submit, CallSoon and CallLater
 	enqueued  uint64    // every item appended to the queue, resumptions and due timers included
 	queuedAt  time.Time // when the oldest item in the queue was queued while the loop was busy; zero if not measured
+	measure   bool      // Stats has been called: measure MaxQueueWait from now on
 }
 
 // workStats are the counters of work that ran or ended: updated by the loop,
@@ -74,7 +75,6 @@ type workStats struct {
 	rejStopped     atomic.Uint64
 	rejClosed      atomic.Uint64
 	rejFull        atomic.Uint64
-	measureWait    atomic.Bool // Stats has been called: measure MaxQueueWait from now on
 }
 
 // Stats returns the loop's counters and resets MaxQueueWait. It is safe
@@ -93,9 +93,9 @@ func (l *Loop) Stats() Stats {
 		return Stats{}
 	}
 	w := &l.work
-	w.measureWait.Store(true)
 	dequeued := w.dequeued.Load() // before enqueued: Queued never goes negative
 	l.mu.Lock()
+	l.qstats.measure = true
 	submitted, enqueued, timers := l.qstats.submitted, l.qstats.enqueued, len(l.heap)
 	l.mu.Unlock()
 	s := Stats{
@@ -167,7 +167,7 @@ func (l *Loop) countRejected(err error) error {
 // waited (work queued before Run waits for Run, not for the loop).
 // l.mu must be held.
 func (l *Loop) appendLocked(it item) {
-	if len(l.queue) == 0 && !l.idle && l.ran && l.work.measureWait.Load() {
+	if len(l.queue) == 0 && !l.idle && l.ran && l.qstats.measure {
 		l.qstats.queuedAt = time.Now()
 	}
 	l.queue = append(l.queue, it)
